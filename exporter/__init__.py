@@ -1,0 +1,3 @@
+"""Prometheus exporter for Integrate.io (formerly Xplenty) ETL jobs."""
+
+__version__ = "0.1.0"
