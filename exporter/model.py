@@ -1,0 +1,179 @@
+"""What a job is, parsed tolerantly from the API's JSON.
+
+The documented examples disagree with themselves (a completed job with `completed_at: null`, `errors` as `""`
+and as `null`, offsets on timestamps), so every field is treated as possibly missing, null, or a number sent
+as a string. Only two things make a payload unusable: it is not a JSON object, or it has no usable `id`/`status`.
+Everything else degrades to "unknown" (None), so one odd field never costs a job its other values.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class JobStatus(enum.Enum):
+    """The documented job statuses, plus UNKNOWN for anything the API may add later."""
+
+    IDLE = "idle"
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PENDING_STOPPAGE = "pending_stoppage"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_final(self) -> bool:
+        """A final job never changes again, so it keeps its values and costs no more credits."""
+        return self in FINAL_STATUSES
+
+    @classmethod
+    def parse(cls, value: str) -> JobStatus:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
+# Statuses a job can be listed by; UNKNOWN is ours, not the API's.
+LISTABLE_STATUSES = tuple(status for status in JobStatus if status is not JobStatus.UNKNOWN)
+
+
+class InvalidPayload(ValueError):
+    """The API answered 200 with something that is not a job: counted, and the job's last values stay."""
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """One output of a job; records_count is None when the API did not give a usable number."""
+
+    id: int
+    name: str
+    records_count: float | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """The parts of a job the exporter shows. Fields the API left out or garbled are None."""
+
+    id: int
+    status: JobStatus
+    raw_status: str
+    progress: float | None = None
+    runtime_seconds: float | None = None
+    outputs: tuple[JobOutput, ...] = ()
+    package_id: int | None = None
+    package_name: str | None = None
+    started_at: float | None = None
+    updated_at: float | None = None
+    errors: str | None = None
+
+
+def parse_job(payload: Any) -> Job:
+    """Turn one job object into a Job, or raise InvalidPayload when it cannot be one."""
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"expected a job object, got {type(payload).__name__}")
+    job_id = _integer(payload.get("id"))
+    if job_id is None or job_id <= 0:
+        raise InvalidPayload("job object without a usable id")
+    raw_status = payload.get("status")
+    if not isinstance(raw_status, str) or not raw_status.strip():
+        raise InvalidPayload(f"job {job_id}: no status")
+    package = payload.get("package") if isinstance(payload.get("package"), dict) else {}
+    package_name = package.get("name") if isinstance(package.get("name"), str) else None
+    errors = payload.get("errors")
+    return Job(
+        id=job_id,
+        status=JobStatus.parse(raw_status),
+        raw_status=raw_status,
+        progress=_progress(payload.get("progress")),
+        runtime_seconds=_non_negative(payload.get("runtime_in_seconds")),
+        outputs=_outputs(payload.get("outputs")),
+        package_id=_integer(payload.get("package_id")) or _integer(package.get("id")),
+        package_name=package_name,
+        started_at=parse_timestamp(payload.get("started_at")),
+        updated_at=parse_timestamp(payload.get("updated_at")),
+        errors=errors if isinstance(errors, str) and errors else None,
+    )
+
+
+def parse_job_list(payload: Any) -> list[Job]:
+    """Parse a list answer; items that are not jobs are skipped, since one bad item must not hide the rest."""
+    if not isinstance(payload, list):
+        raise InvalidPayload(f"expected a list of jobs, got {type(payload).__name__}")
+    jobs = []
+    for item in payload:
+        try:
+            jobs.append(parse_job(item))
+        except InvalidPayload:
+            continue
+    return jobs
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """RFC 3339 (`2026-11-28T10:00:00Z`, or with an offset) to Unix seconds; anything else to None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # the API speaks UTC; a bare time is read as UTC rather than as local time
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _outputs(value: Any) -> tuple[JobOutput, ...]:
+    if not isinstance(value, list):
+        return ()
+    outputs = []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        output_id = _integer(item.get("id"))
+        if output_id is None:
+            continue
+        name = item.get("name") if isinstance(item.get("name"), str) else ""
+        records = _non_negative(item.get("records_count"))
+        outputs.append(JobOutput(id=output_id, name=name, records_count=records))
+    return tuple(outputs)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, accepting numbers sent as strings ("42", "0.5")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def _non_negative(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _progress(value: Any) -> float | None:
+    """Progress is documented as 0 to 1; values outside are clamped: a ratio above 1 breaks gauges."""
+    number = _number(value)
+    return None if number is None else min(1.0, max(0.0, number))
