@@ -87,8 +87,8 @@ def parse_job(payload: Any) -> Job:
     raw_status = payload.get("status")
     if not isinstance(raw_status, str) or not raw_status.strip():
         raise InvalidPayload(f"job {job_id}: no status")
-    package = payload.get("package") if isinstance(payload.get("package"), dict) else {}
-    package_name = package.get("name") if isinstance(package.get("name"), str) else None
+    package = _object(payload.get("package"))
+    package_name = _text(package.get("name"))
     errors = payload.get("errors")
     return Job(
         id=job_id,
@@ -141,10 +141,18 @@ def _outputs(value: Any) -> tuple[JobOutput, ...]:
         output_id = _integer(item.get("id"))
         if output_id is None:
             continue
-        name = item.get("name") if isinstance(item.get("name"), str) else ""
+        name = _text(item.get("name")) or ""
         records = _non_negative(item.get("records_count"))
         outputs.append(JobOutput(id=output_id, name=name, records_count=records))
     return tuple(outputs)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _number(value: Any) -> float | None:

@@ -1,0 +1,152 @@
+"""The credit ledger: how many API calls the exporter may send, now and over the window.
+
+Three things limit us, and the ledger answers "may I send one more request now?" for all of them together:
+
+1. Our own share. In any sliding window of `window_seconds` we send at most `credits × (1 − reserve)` requests,
+   retries included. A log of send times is the only way to make that a guarantee for *every* window rather
+   than for fixed buckets; at 5,000 entries it costs nothing.
+2. The key's real remaining credits. The same key is used by the web app, the CLI and schedulers, and the API
+   reports what is left to all of them in `X-RateLimit-Remaining`. We never dig into the `reserve` share the
+   API reports as left: when what the API says is left falls to `credits × reserve`, we hold until it recovers.
+3. A 429. It means our picture was wrong, so everything pauses, with a backoff that doubles on each 429 in a
+   row (or the server's Retry-After, if it sends one), capped so that a daemon is never parked for hours.
+
+The ledger does no I/O and never sleeps: callers ask `wait_seconds()` and sleep on their own stop event.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter.config import RateLimitConfig
+
+
+@dataclass(frozen=True)
+class BudgetSnapshot:
+    """What the ledger looks like at one moment, for /metrics and the status page."""
+
+    limit: int
+    window_seconds: float
+    spent: int
+    remaining: int
+    backoff_seconds: float
+    api_limit: int | None
+    api_remaining: int | None
+    held_by_api: bool
+
+
+class CreditBudget:
+    """Thread-safe sliding-window credit ledger with API feedback and 429 backoff."""
+
+    def __init__(self, config: RateLimitConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sent: collections.deque[float] = collections.deque()
+        self._paused_until = 0.0
+        self._consecutive_429 = 0
+        self._api_limit: int | None = None
+        self._api_remaining: int | None = None
+        self.configure(config)
+
+    def configure(self, config: RateLimitConfig) -> None:
+        """Apply a (re)loaded rate_limit section; the log of past sends is kept, so a reload cannot overspend."""
+        with self._lock:
+            self._limit = config.allowed
+            self._window = config.window_seconds
+            self._reserve_floor = int(config.credits * config.reserve)
+            # Requests reach the API a little after we log them; widening the window by a small guard keeps
+            # the guarantee true for the window as the API (or a test's request log) measures it.
+            self._guard = min(2.0, 0.02 * config.window_seconds)
+            # A first 429 pauses for 1/60 of the window (1 min an hour), doubling up to a quarter window.
+            self._backoff_base = max(1.0, config.window_seconds / 60.0)
+            self._backoff_cap = max(self._backoff_base, min(900.0, config.window_seconds / 4.0))
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def window_seconds(self) -> float:
+        return self._window
+
+    def try_spend(self) -> bool:
+        """Take one credit if every limit allows a request now; the caller sends exactly one request on True."""
+        with self._lock:
+            now = self._clock()
+            if self._wait_locked(now) > 0.0:
+                return False
+            self._sent.append(now)
+            if self._api_remaining is not None:
+                self._api_remaining -= 1  # until the answer's header corrects it
+            return True
+
+    def wait_seconds(self) -> float:
+        """How long until try_spend can succeed, if nothing else changes; 0 when it can now."""
+        with self._lock:
+            return self._wait_locked(self._clock())
+
+    def _wait_locked(self, now: float) -> float:
+        self._forget_old(now)
+        waits = [self._paused_until - now]
+        if len(self._sent) >= self._limit:
+            # The oldest send that still counts must leave the window before another fits.
+            waits.append(self._sent[len(self._sent) - self._limit] + self._window + self._guard - now)
+        if self._held_by_api_locked():
+            waits.append(self._backoff_base)  # until a rate-limit reading shows the key has recovered
+        return max(0.0, *waits)
+
+    def _forget_old(self, now: float) -> None:
+        horizon = now - self._window - self._guard
+        while self._sent and self._sent[0] <= horizon:
+            self._sent.popleft()
+
+    def _held_by_api_locked(self) -> bool:
+        return self._api_remaining is not None and self._api_remaining <= self._reserve_floor
+
+    def observe_api(self, limit: int | None, remaining: int | None) -> None:
+        """Record the API's own view of the key's credits (response headers or rate_limit_status)."""
+        with self._lock:
+            if limit is not None and limit >= 0:
+                self._api_limit = limit
+            if remaining is not None and remaining >= 0:
+                self._api_remaining = remaining
+
+    def held_by_api(self) -> bool:
+        """True while other clients of the key have left no more than the reserve: we wait for it to recover."""
+        with self._lock:
+            return self._held_by_api_locked()
+
+    def record_success(self) -> None:
+        """An answer that was not a 429: the next 429 starts the backoff from the beginning again."""
+        with self._lock:
+            self._consecutive_429 = 0
+
+    def record_rate_limited(self, retry_after: float | None) -> float:
+        """A 429: pause every request and return the pause in seconds (Retry-After if sane, else backoff)."""
+        with self._lock:
+            self._consecutive_429 += 1
+            backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_429 - 1))
+            pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 0.0))
+            self._paused_until = max(self._paused_until, self._clock() + pause)
+            self._api_remaining = 0
+            return pause
+
+    def snapshot(self) -> BudgetSnapshot:
+        with self._lock:
+            now = self._clock()
+            self._forget_old(now)
+            spent = sum(1 for sent in self._sent if sent > now - self._window)
+            return BudgetSnapshot(
+                limit=self._limit,
+                window_seconds=self._window,
+                spent=spent,
+                remaining=max(0, self._limit - spent),
+                backoff_seconds=max(0.0, self._paused_until - now),
+                api_limit=self._api_limit,
+                api_remaining=self._api_remaining,
+                held_by_api=self._held_by_api_locked(),
+            )

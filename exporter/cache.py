@@ -1,0 +1,148 @@
+"""The latest good state of every watched job, and of the exporter itself.
+
+The poller writes, scrapes read; nothing here does I/O. A failed refresh never replaces a job's last good values:
+it only marks the attempt failed and counts the error class, so a dashboard keeps showing the last known truth
+and an alert can tell "stale" from "changed". Readers take a `CacheSnapshot`, a consistent copy made under the
+lock, and a version number that moves on every write, so the exposition renders only when something changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from exporter.budget import BudgetSnapshot
+from exporter.model import Job
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What we know about one watched job. `job` is None until the first successful refresh."""
+
+    job_id: int
+    job: Job | None = None
+    last_success: float | None = None
+    last_attempt_ok: bool | None = None
+    missing: bool = False
+    errors: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    last_error: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.job is not None and self.job.status.is_final
+
+
+@dataclass(frozen=True)
+class ExporterState:
+    """The exporter's own health, as the poller last published it."""
+
+    requests: MappingProxyType[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
+    budget: BudgetSnapshot | None = None
+    api_up: bool | None = None
+    interval_seconds: float = 0.0
+    target_interval_seconds: float = 0.0
+    last_full_refresh: float | None = None
+    ready: bool = False
+    config_reload_ok: bool = True
+    config_reload_time: float | None = None
+
+
+@dataclass(frozen=True)
+class CacheSnapshot:
+    """A consistent view for one render: jobs in configuration order, and the exporter's state."""
+
+    version: int
+    jobs: tuple[JobState, ...]
+    exporter: ExporterState
+
+
+class JobCache:
+    """Thread-safe store of JobState per watched job plus ExporterState."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[int, JobState] = {}
+        self._exporter = ExporterState()
+        self._requests: Counter[tuple[str, str]] = Counter()
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def set_watched(self, job_ids: Iterable[int]) -> None:
+        """Follow a (re)loaded job list: known jobs keep their state, unwatched ones leave /metrics."""
+        with self._lock:
+            self._jobs = {job_id: self._jobs.get(job_id, JobState(job_id)) for job_id in job_ids}
+            self._version += 1
+
+    def get(self, job_id: int) -> JobState | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def states(self) -> list[JobState]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def record_jobs(self, jobs: Iterable[Job], now: float) -> list[tuple[JobState, JobState]]:
+        """Store fresh values of watched jobs; returns (before, after) pairs so the caller can log changes."""
+        changes = []
+        with self._lock:
+            for job in jobs:
+                before = self._jobs.get(job.id)
+                if before is None:
+                    continue  # a list page also carries jobs nobody watches
+                after = replace(before, job=job, last_success=now, last_attempt_ok=True, missing=False)
+                self._jobs[job.id] = after
+                changes.append((before, after))
+            self._version += 1
+        return changes
+
+    def record_missing(self, job_id: int) -> JobState | None:
+        """The API answered 404: the job is shown as missing and keeps whatever values it had."""
+        return self._update(job_id, missing=True, last_attempt_ok=True)
+
+    def record_failure(self, job_id: int, error: str) -> JobState | None:
+        """A refresh failed: count it by class, keep the last good values."""
+        with self._lock:
+            before = self._jobs.get(job_id)
+            if before is None:
+                return None
+            errors = dict(before.errors)
+            errors[error] = errors.get(error, 0) + 1
+            after = replace(before, last_attempt_ok=False, errors=MappingProxyType(errors), last_error=error)
+            self._jobs[job_id] = after
+            self._version += 1
+            return after
+
+    def record_request(self, endpoint: str, outcome: str) -> None:
+        with self._lock:
+            self._requests[(endpoint, outcome)] += 1
+            self._exporter = replace(self._exporter, requests=MappingProxyType(dict(self._requests)))
+            self._version += 1
+
+    def update_exporter(self, **fields: Any) -> None:
+        """Publish exporter-level values (budget, interval, readiness...); fields are ExporterState's."""
+        with self._lock:
+            self._exporter = replace(self._exporter, **fields)
+            self._version += 1
+
+    def snapshot(self) -> CacheSnapshot:
+        with self._lock:
+            return CacheSnapshot(
+                version=self._version, jobs=tuple(self._jobs.values()), exporter=self._exporter
+            )
+
+    def _update(self, job_id: int, **fields: Any) -> JobState | None:
+        with self._lock:
+            before = self._jobs.get(job_id)
+            if before is None:
+                return None
+            after = replace(before, **fields)
+            self._jobs[job_id] = after
+            self._version += 1
+            return after
