@@ -8,8 +8,13 @@ Three things limit us, and the ledger answers "may I send one more request now?"
 2. The key's real remaining credits. The same key is used by the web app, the CLI and schedulers, and the API
    reports what is left to all of them in `X-RateLimit-Remaining`. We never dig into the `reserve` share the
    API reports as left: when what the API says is left falls to `credits × reserve`, we hold until it recovers.
-3. A 429. It means our picture was wrong, so everything pauses, with a backoff that doubles on each 429 in a
-   row (or the server's Retry-After, if it sends one), capped so that a daemon is never parked for hours.
+3. A 429 (or a refused key). It means our picture was wrong, so everything pauses, with a backoff that doubles
+   on each one in a row (or the server's Retry-After, if it sends one), capped so that a daemon is never parked
+   for hours.
+
+On top of these hard limits, a token bucket smooths the pace: at most `burst` requests back to back, then the
+budget's average rate. A restart with a thousand jobs to fetch, or a cycle of many single GETs, is spread out
+instead of arriving at the API as a stampede.
 
 The ledger does no I/O and never sleeps: callers ask `wait_seconds()` and sleep on their own stop event.
 """
@@ -47,7 +52,9 @@ class CreditBudget:
         self._lock = threading.Lock()
         self._sent: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
-        self._consecutive_429 = 0
+        self._consecutive_refusals = 0
+        self._tokens = 0.0
+        self._tokens_at = clock()
         self._api_limit: int | None = None
         self._api_remaining: int | None = None
         self.configure(config)
@@ -64,6 +71,9 @@ class CreditBudget:
             # A first 429 pauses for 1/60 of the window (1 min an hour), doubling up to a quarter window.
             self._backoff_base = max(1.0, config.window_seconds / 60.0)
             self._backoff_cap = max(self._backoff_base, min(900.0, config.window_seconds / 4.0))
+            self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
+            self._rate = self._limit / config.window_seconds
+            self._tokens = min(self._burst, max(self._tokens, self._burst if not self._sent else 0.0))
 
     @property
     def limit(self) -> int:
@@ -80,6 +90,7 @@ class CreditBudget:
             if self._wait_locked(now) > 0.0:
                 return False
             self._sent.append(now)
+            self._tokens -= 1.0
             if self._api_remaining is not None:
                 self._api_remaining -= 1  # until the answer's header corrects it
             return True
@@ -91,7 +102,9 @@ class CreditBudget:
 
     def _wait_locked(self, now: float) -> float:
         self._forget_old(now)
-        waits = [self._paused_until - now]
+        self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._rate)
+        self._tokens_at = now
+        waits = [self._paused_until - now, (1.0 - self._tokens) / self._rate]
         if len(self._sent) >= self._limit:
             # The oldest send that still counts must leave the window before another fits.
             waits.append(self._sent[len(self._sent) - self._limit] + self._window + self._guard - now)
@@ -120,20 +133,24 @@ class CreditBudget:
         with self._lock:
             return self._held_by_api_locked()
 
-    def record_success(self) -> None:
-        """An answer that was not a 429: the next 429 starts the backoff from the beginning again."""
+    def record_accepted(self) -> None:
+        """An answer that was neither a 429 nor a refused key: the next refusal backs off from the start."""
         with self._lock:
-            self._consecutive_429 = 0
+            self._consecutive_refusals = 0
 
-    def record_rate_limited(self, retry_after: float | None) -> float:
-        """A 429: pause every request and return the pause in seconds (Retry-After if sane, else backoff)."""
+    def record_refused(self, retry_after: float | None = None) -> float:
+        """A 429 or a refused key: pause every request; return the pause (Retry-After if given, capped)."""
         with self._lock:
-            self._consecutive_429 += 1
-            backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_429 - 1))
+            self._consecutive_refusals += 1
+            backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
             pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 0.0))
             self._paused_until = max(self._paused_until, self._clock() + pause)
-            self._api_remaining = 0
             return pause
+
+    @property
+    def recheck_seconds(self) -> float:
+        """How often to re-read the key's credits while held: the first step of the backoff."""
+        return self._backoff_base
 
     def snapshot(self) -> BudgetSnapshot:
         with self._lock:

@@ -1,0 +1,100 @@
+"""Which API calls refresh every watched job that is not final, for the fewest credits.
+
+Two kinds of call refresh a job. `GET /jobs/{id}` costs one credit per job. `GET /jobs?status=S` costs one
+credit per page of up to 100 jobs and refreshes every watched job in status S at once — far cheaper when many
+watched jobs share a status, dearer when the account has many jobs in S that nobody watches. The planner picks,
+per status, whichever is cheaper, using how many pages that status took last time (`ListCosts`).
+
+A job that was expected in a list but is not on it has changed status (finished, stopped, deleted) or moved
+between pages while we read them; it gets a confirming GET in the same cycle (`Plan.confirm_missing_from`), so
+its final state is never missed. Jobs never seen yet have no known status: when there are more of them than
+there are non-final statuses, listing every non-final status finds all the unfinished ones in a few credits,
+and only the final ones then need a GET of their own.
+
+Pure functions of their inputs: the poller executes the plan, tests check it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from exporter.model import FINAL_STATUSES, LISTABLE_STATUSES, JobStatus
+
+PAGE_SIZE = 100
+NON_FINAL_STATUSES = tuple(status for status in LISTABLE_STATUSES if status not in FINAL_STATUSES)
+
+
+@dataclass
+class ListCosts:
+    """Pages each status list took when last read; a status never read is assumed to fit one page."""
+
+    pages: dict[JobStatus, int] = field(default_factory=dict)
+
+    def estimate(self, status: JobStatus) -> int:
+        return self.pages.get(status, 1)
+
+    def learn(self, status: JobStatus, pages: int) -> None:
+        self.pages[status] = max(1, pages)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One cycle's calls: status lists to read (all pages), then single GETs.
+
+    `expected` maps each listed status to the watched jobs that should appear on it; any that do not get a
+    confirming GET after the lists have been read.
+    """
+
+    list_statuses: tuple[JobStatus, ...]
+    expected: Mapping[JobStatus, frozenset[int]]
+    gets: tuple[int, ...]
+
+    @property
+    def estimated_credits(self) -> int:
+        """Credits the plan costs before confirmations, with the page counts it was planned on."""
+        return len(self.list_statuses) + len(self.gets)
+
+
+def plan_cycle(known: Mapping[int, JobStatus | None], costs: ListCosts) -> Plan:
+    """Plan the refresh of `known` (watched, not final, not missing; None = status never seen)."""
+    unseen = sorted(job_id for job_id, status in known.items() if status is None)
+    by_status: dict[JobStatus, list[int]] = {}
+    for job_id, status in known.items():
+        if status is not None:
+            by_status.setdefault(status, []).append(job_id)
+
+    listed: dict[JobStatus, set[int]] = {}
+    if len(unseen) > _cold_list_cost(costs):
+        for status in NON_FINAL_STATUSES:
+            listed[status] = set(unseen)
+        unseen = []
+
+    gets: list[int] = list(unseen)
+    for status, job_ids in sorted(by_status.items(), key=lambda item: item[0].value):
+        if status in listed:
+            listed[status].update(job_ids)
+        elif status is not JobStatus.UNKNOWN and costs.estimate(status) < len(job_ids):
+            listed[status] = set(job_ids)
+        else:
+            gets.extend(job_ids)
+    order = [status for status in NON_FINAL_STATUSES if status in listed]
+    return Plan(
+        list_statuses=tuple(order),
+        expected={status: frozenset(listed[status]) for status in order},
+        gets=tuple(sorted(gets)),
+    )
+
+
+def _cold_list_cost(costs: ListCosts) -> int:
+    """Credits to list every non-final status: worth it only for more unseen jobs than that."""
+    return sum(costs.estimate(status) for status in NON_FINAL_STATUSES)
+
+
+def confirmations(plan: Plan, found: Iterable[int]) -> list[int]:
+    """Jobs expected on a list they were not on: each needs a GET to learn where it went."""
+    seen = set(found)
+    missing: set[int] = set()
+    for job_ids in plan.expected.values():
+        missing.update(job_id for job_id in job_ids if job_id not in seen)
+    return sorted(missing)

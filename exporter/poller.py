@@ -1,0 +1,394 @@
+"""The background poller: refreshes watched jobs in cycles, within the credit budget, into the cache.
+
+A `schedule.Scheduler` of its own drives two things: a short tick that starts a refresh cycle when one is due,
+and the regular publication of the budget's state to the cache. Cycle start times are kept by the poller
+(`start + interval`), not by `schedule`, which would count the interval from the end of the last run and drift.
+
+Each cycle refreshes every watched job that is not final, using the calls the planner chose; a job seen in a
+final state is never asked again. A job the API answers 404 for is rechecked only every
+`missing_recheck_seconds`. Failures never reach the cache as values: they are counted per job and class, and a
+job that keeps failing is retried after 1, 2, 4... cycles. A 429 or a refused key pauses everything (the budget
+decides for how long); when other clients of the key have used all but the reserve, the poller waits, reading
+the free `rate_limit_status` endpoint until the key has recovered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+import schedule
+
+from exporter.budget import CreditBudget
+from exporter.cache import JobCache, JobState
+from exporter.client import (
+    ApiAnswer,
+    ApiClient,
+    ApiError,
+    ConnectionFailed,
+    Forbidden,
+    InvalidResponse,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from exporter.client import Timeout as ApiTimeout
+from exporter.config import Config
+from exporter.model import InvalidPayload, Job, JobStatus, parse_job, parse_job_list
+from exporter.planner import PAGE_SIZE, ListCosts, confirmations, plan_cycle
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Outcomes that say the API could not be reached or would not serve us: integrateio_api_up goes to 0.
+DOWN_ERRORS = (Unauthorized, Forbidden, ConnectionFailed, ApiTimeout, ServerError)
+MAX_SKIPPED_CYCLES = 16
+
+
+class Stopping(Exception):
+    """Raised inside a cycle when the poller is asked to stop or reload while waiting for a credit."""
+
+
+@dataclass
+class _Retry:
+    """Consecutive failures of one job, and the monotonic time before which it is not asked again."""
+
+    failures: int = 0
+    not_before: float = 0.0
+
+
+class Poller:
+    """Owns the refresh loop; `run()` blocks until `stop()`; `reload()` swaps the config between cycles."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: ApiClient,
+        budget: CreditBudget,
+        cache: JobCache,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._budget = budget
+        self._cache = cache
+        self._wall_clock = wall_clock
+        self._clock = clock
+        self._stop = threading.Event()
+        self._interrupt = threading.Event()  # set by stop() and reload(): leave any wait now
+        self._lock = threading.Lock()
+        self._pending: tuple[Config, ApiClient] | None = None
+        self._scheduler = schedule.Scheduler()
+        self._costs = ListCosts()
+        self._retries: dict[int, _Retry] = {}
+        self._missing_recheck: dict[int, float] = {}
+        self._next_cycle = 0.0
+        self._last_rate_check = float("-inf")
+        self._stretched_to: float | None = None
+        self._heartbeat = clock()
+        self._interval = config.polling.interval_seconds
+        cache.set_watched(config.jobs)
+        self._publish()
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll until stop(); every exception inside a cycle is logged and counted, never fatal."""
+        tick = min(1.0, max(0.05, self._config.polling.interval_seconds / 20.0))
+        # schedule types `every` as int but builds timedelta(seconds=interval), so sub-second ticks work.
+        self._scheduler.every(tick).seconds.do(self._tick)  # type: ignore[arg-type]
+        self._scheduler.every(1).seconds.do(self._publish)
+        self._refresh_rate_limit_status()
+        self._tick()
+        while not self._stop.is_set():
+            self._heartbeat = self._clock()
+            self._scheduler.run_pending()
+            idle = self._scheduler.idle_seconds
+            self._stop.wait(tick if idle is None else min(tick, max(0.0, idle)))
+        self._scheduler.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._interrupt.set()
+
+    def reload(self, config: Config, client: ApiClient) -> None:
+        """Take a new config (SIGHUP); applied at the next tick, so a cycle never mixes two configs."""
+        with self._lock:
+            self._pending = (config, client)
+        self._interrupt.set()
+
+    def alive(self, max_silence: float) -> bool:
+        """True while the loop has ticked within `max_silence` seconds (for /healthz)."""
+        return self._clock() - self._heartbeat <= max_silence
+
+    # --- the cycle -------------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._heartbeat = self._clock()
+        self._apply_pending()
+        if self._stop.is_set() or self._clock() < self._next_cycle:
+            return
+        started = self._clock()
+        try:
+            self._run_cycle()
+        except Stopping:
+            return  # stop or reload: the next tick starts over with the current config
+        except Exception:  # a bug must not kill polling: log it with its traceback and go on next cycle
+            log.exception("refresh cycle failed")
+        self._next_cycle = max(started + self._interval, self._clock())
+
+    def _run_cycle(self) -> None:
+        now = self._clock()
+        states = self._cache.states()
+        refresh: dict[int, JobStatus | None] = {}
+        for state in states:
+            if state.is_final or state.missing:
+                continue
+            if self._retries.get(state.job_id, _Retry()).not_before > now:
+                continue
+            refresh[state.job_id] = state.job.status if state.job else None
+        missing = [s.job_id for s in states if s.missing and self._missing_recheck.get(s.job_id, 0.0) <= now]
+        plan = plan_cycle(refresh, self._costs)
+        self._set_interval(plan.estimated_credits + len(missing), len(refresh))
+
+        found: set[int] = set()
+        for status in plan.list_statuses:
+            found |= self._read_list(status, plan.expected[status])
+        for job_id in (*plan.gets, *confirmations(plan, found), *missing):
+            self._refresh_one(job_id)
+
+        self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
+        self._publish()
+
+    def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
+        """Read the pages of one status list until every expected job was seen (or the list ends)."""
+        watched = {state.job_id for state in self._cache.states()}
+        found: set[int] = set()
+        pages = 0
+        next_url: str | None = None
+        try:
+            while True:
+                if next_url is None:
+                    params = {
+                        "status": status.value,
+                        "limit": PAGE_SIZE,
+                        "sort": "created",
+                        "direction": "desc",
+                    }
+                    jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs, **params), _page)
+                else:
+                    request = partial(self._client.list_jobs_page, next_url)
+                    jobs, next_url = self._call("list_jobs", request, _page)
+                pages += 1
+                mine = [job for job in jobs if job.id in watched]
+                self._store(mine)
+                found.update(job.id for job in mine)
+                if expected <= found or next_url is None:
+                    break
+        except ApiError as error:
+            for job_id in expected - found:
+                self._fail(job_id, error.outcome)
+            return found | expected  # not confirmed one by one: a failed list is retried next cycle
+        self._costs.learn(status, pages)
+        return found
+
+    def _refresh_one(self, job_id: int) -> None:
+        try:
+            job = self._call("get_job", partial(self._client.get_job, job_id), _job)
+        except NotFound:
+            self._missing_recheck[job_id] = self._clock() + self._config.polling.missing_recheck_seconds
+            before = self._cache.get(job_id)
+            self._cache.record_missing(job_id)
+            if before is not None and not before.missing:
+                log.warning(
+                    "job %d: the API answers 404; shown as missing, rechecked every %gs",
+                    job_id,
+                    self._config.polling.missing_recheck_seconds,
+                )
+            return
+        except ApiError as error:
+            self._fail(job_id, error.outcome)
+            return
+        if job.id != job_id:
+            self._fail(job_id, InvalidResponse.outcome)
+            return
+        self._store([job])
+
+    def _store(self, jobs: list[Job]) -> None:
+        """Record fresh values, skipping any older than what we have (a list read before a later GET)."""
+        fresh = []
+        for job in jobs:
+            state = self._cache.get(job.id)
+            have = state.job if state else None
+            if have and have.updated_at and job.updated_at and job.updated_at < have.updated_at:
+                continue
+            fresh.append(job)
+            self._retries.pop(job.id, None)
+            self._missing_recheck.pop(job.id, None)
+        for before, after in self._cache.record_jobs(fresh, self._wall_clock()):
+            self._log_change(before, after)
+
+    def _fail(self, job_id: int, outcome: str) -> None:
+        retry = self._retries.setdefault(job_id, _Retry())
+        retry.failures += 1
+        skipped = min(MAX_SKIPPED_CYCLES, 2 ** (retry.failures - 1) - 1)
+        retry.not_before = self._clock() + skipped * self._interval
+        before = self._cache.get(job_id)
+        self._cache.record_failure(job_id, outcome)
+        if before is not None and before.last_error != outcome:
+            log.warning("job %d: refresh failed: %s; keeping its last values", job_id, outcome)
+        else:
+            log.debug("job %d: refresh failed again: %s (%d in a row)", job_id, outcome, retry.failures)
+
+    # --- one call --------------------------------------------------------------------------------------------
+
+    def _call(self, endpoint: str, request: Callable[[], ApiAnswer], parse: Callable[[ApiAnswer], T]) -> T:
+        """Wait for a credit, send one request, count its outcome, feed the budget; raise ApiError on failure."""
+        self._acquire()
+        try:
+            answer = request()
+        except ApiError as error:
+            self._after_error(endpoint, error)
+            raise
+        self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
+        self._budget.record_accepted()
+        try:
+            value = parse(answer)
+        except InvalidPayload as error:
+            self._cache.record_request(endpoint, InvalidResponse.outcome)
+            self._cache.update_exporter(api_up=True)
+            raise InvalidResponse(str(error)) from None
+        self._cache.record_request(endpoint, "success")
+        self._cache.update_exporter(api_up=True)
+        return value
+
+    def _after_error(self, endpoint: str, error: ApiError) -> None:
+        self._budget.observe_api(error.rate_limit, error.rate_limit_remaining)
+        self._cache.record_request(endpoint, error.outcome)
+        self._cache.update_exporter(api_up=not isinstance(error, DOWN_ERRORS))
+        if isinstance(error, RateLimited):
+            pause = self._budget.record_refused(error.retry_after)
+            log.warning("API answered 429 (rate limited): pausing all requests for %.1fs", pause)
+            self._refresh_rate_limit_status()
+        elif isinstance(error, Unauthorized):
+            pause = self._budget.record_refused()
+            log.error(
+                "API refused the key (401): check api.api_key_file / INTEGRATEIO_API_KEY; "
+                "pausing all requests for %.1fs",
+                pause,
+            )
+        else:
+            self._budget.record_accepted()
+
+    def _acquire(self) -> None:
+        """Block until the budget allows one request; raise Stopping on stop() or reload()."""
+        while not self._budget.try_spend():
+            if self._budget.held_by_api():
+                self._refresh_rate_limit_status()
+            self._wait(self._budget.wait_seconds())
+
+    def _wait(self, seconds: float) -> None:
+        self._heartbeat = self._clock()
+        self._publish()
+        if self._interrupt.wait(min(max(seconds, 0.01), 1.0)):
+            raise Stopping
+        self._heartbeat = self._clock()
+
+    def _refresh_rate_limit_status(self) -> None:
+        """Read the key's real remaining credits: free, so done at start, after a 429 and while held."""
+        now = self._clock()
+        if now - self._last_rate_check < self._budget.recheck_seconds:
+            return
+        self._last_rate_check = now
+        try:
+            answer = self._client.rate_limit_status()
+        except ApiError as error:
+            self._cache.record_request("rate_limit_status", error.outcome)
+            return
+        self._cache.record_request("rate_limit_status", "success")
+        self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
+
+    # --- configuration, interval, publication ----------------------------------------------------------------
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+            self._interrupt.clear()
+            if self._stop.is_set():
+                self._interrupt.set()
+        if pending is None:
+            return
+        config, client = pending
+        old_client, self._client, self._config = self._client, client, config
+        old_client.close()
+        self._budget.configure(config.rate_limit)
+        self._cache.set_watched(config.jobs)
+        self._next_cycle = 0.0  # new jobs are fetched now, not one interval later
+        log.info(
+            "configuration reloaded: %d jobs, budget %d credits per %gs",
+            len(config.jobs),
+            config.rate_limit.allowed,
+            config.rate_limit.window_seconds,
+        )
+
+    def _set_interval(self, credits_per_cycle: int, jobs: int) -> None:
+        """Stretch the interval when a cycle's credits at the target interval would exceed the budget."""
+        target = self._config.polling.interval_seconds
+        needed = credits_per_cycle * self._budget.window_seconds / self._budget.limit
+        interval = max(target, needed)
+        if interval > target and (
+            self._stretched_to is None or abs(interval - self._stretched_to) > 0.1 * interval
+        ):
+            log.warning(
+                "refresh interval stretched from %gs to %.1fs: %d jobs need about %d credits per cycle and the "
+                "budget allows %d per %gs",
+                target,
+                interval,
+                jobs,
+                credits_per_cycle,
+                self._budget.limit,
+                self._budget.window_seconds,
+            )
+            self._stretched_to = interval
+        elif interval == target and self._stretched_to is not None:
+            log.info("refresh interval back to %gs", target)
+            self._stretched_to = None
+        self._interval = interval
+
+    def _publish(self) -> None:
+        self._cache.update_exporter(
+            budget=self._budget.snapshot(),
+            interval_seconds=self._interval,
+            target_interval_seconds=self._config.polling.interval_seconds,
+        )
+
+    def _log_change(self, before: JobState, after: JobState) -> None:
+        job = after.job
+        if job is None:
+            return
+        old = before.job.status.value if before.job else None
+        if old == job.status.value:
+            return
+        package = f" (package {job.package_name})" if job.package_name else ""
+        if old is None:
+            log.info("job %d%s: %s", job.id, package, job.raw_status)
+        else:
+            level = logging.WARNING if job.status is JobStatus.FAILED else logging.INFO
+            log.log(level, "job %d%s: %s -> %s", job.id, package, old, job.raw_status)
+
+
+def _job(answer: ApiAnswer) -> Job:
+    return parse_job(answer.body)
+
+
+def _page(answer: ApiAnswer) -> tuple[list[Job], str | None]:
+    return parse_job_list(answer.body), answer.next_url
