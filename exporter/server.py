@@ -1,0 +1,170 @@
+"""HTTP serving: /metrics, /healthz, /readyz and the landing page, with optional TLS and basic auth.
+
+prometheus_client's own `start_http_server` has TLS but no basic auth, and renders on every scrape; this server
+serves the bytes the exposition already rendered, negotiates OpenMetrics and gzip the way prometheus_client
+does, and applies the exporter-toolkit web config (`--web.config.file`) to every path. TLS handshakes happen in
+the connection's own thread, so one slow or hostile client cannot hold up the others.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from exporter import __version__
+from exporter.errors import ConfigError
+from exporter.exposition import Exposition
+from exporter.webconfig import WebConfig
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the server serves; the callables read state others keep, and never call the API."""
+
+    exposition: Exposition
+    healthy: Callable[[], bool]
+    ready: Callable[[], bool]
+    web: WebConfig
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` (all interfaces) or `[v6]:PORT`, as Go exporters accept it."""
+    key = "--web.listen-address"
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(key, f"must be HOST:PORT or :PORT, got {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(key, f"an IPv6 address needs brackets, like [::1]:9863, got {address!r}")
+    return host, int(port_text)
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    """A threading server that knows its Site and does TLS per connection thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], site: Site) -> None:
+        host, port = address
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, sockaddr = infos[0]
+        self.address_family = family
+        self.site = site
+        self._tls = site.web.ssl_context()
+        super().__init__((str(sockaddr[0]), int(sockaddr[1])), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is not None:
+            request.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+            try:
+                request = self._tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as error:
+                log.debug("TLS handshake with %s failed: %s", client_address[0], error)
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+def serve_in_background(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"integrateio-exporter/{__version__}"
+    timeout = 30.0  # an idle keep-alive connection is closed after this
+
+    def do_GET(self) -> None:
+        self._dispatch(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(send_body=False)
+
+    def _dispatch(self, *, send_body: bool) -> None:
+        site = self.server.site
+        if not site.web.authorize(self.headers.get("Authorization")):
+            self._reply(
+                HTTPStatus.UNAUTHORIZED,
+                b"Unauthorized\n",
+                "text/plain; charset=utf-8",
+                send_body,
+                extra={"WWW-Authenticate": 'Basic realm="integrateio-exporter", charset="UTF-8"'},
+            )
+            return
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
+            rendered = site.exposition.render(self.headers.get("Accept"), gzip_ok=gzip_ok)
+            extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzip_ok else {}
+            self._reply(HTTPStatus.OK, rendered.body, rendered.content_type, send_body, extra=extra)
+        elif path == "/healthz":
+            self._probe(site.healthy(), send_body)
+        elif path == "/readyz":
+            self._probe(site.ready(), send_body)
+        elif path == "/":
+            self._reply(HTTPStatus.OK, _landing_page(), "text/html; charset=utf-8", send_body)
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain; charset=utf-8", send_body)
+
+    def _probe(self, ok: bool, send_body: bool) -> None:
+        status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+        self._reply(status, b"ok\n" if ok else b"not ok\n", "text/plain; charset=utf-8", send_body)
+
+    def _reply(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        send_body: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**self.server.site.web.response_headers, **(extra or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def _landing_page() -> bytes:
+    links = "".join(
+        f'<li><a href="{path}">{html.escape(path)}</a> — {html.escape(text)}</li>'
+        for path, text in (
+            ("/metrics", "metrics for Prometheus"),
+            ("/healthz", "the process and its poller are alive"),
+            ("/readyz", "one full refresh is done"),
+        )
+    )
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>integrateio-exporter</title></head>'
+        f"<body><h1>integrateio-exporter {html.escape(__version__)}</h1><ul>{links}</ul></body></html>\n"
+    ).encode()
