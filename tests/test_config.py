@@ -1,0 +1,184 @@
+"""Bad configurations stop at start with one line naming the key; good ones load with the documented defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exporter.config import API_KEY_ENV, load_config
+from exporter.errors import ConfigError
+
+GOOD = """
+api:
+  account_id: acme
+jobs: [157, 158]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_are_the_documented_ones(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), environ={API_KEY_ENV: "k-123"})
+    assert config.api.account_id == "acme"
+    assert config.api.api_key == "k-123"
+    assert config.api.api_root == "https://api.xplenty.com/acme/api"
+    assert config.api.timeout_seconds == 10.0
+    assert config.jobs == (157, 158)
+    assert config.polling.interval_seconds == 60.0
+    assert config.polling.missing_recheck_seconds == 3600.0
+    assert (config.rate_limit.credits, config.rate_limit.window_seconds, config.rate_limit.reserve) == (
+        5000,
+        3600.0,
+        0.1,
+    )
+    assert config.rate_limit.allowed == 4500
+
+
+def test_key_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("  file-key\n")
+    config = load_config(
+        write(tmp_path, GOOD.replace("account_id: acme", "account_id: acme\n  api_key_file: key")),
+        environ={API_KEY_ENV: "env-key"},
+    )
+    assert config.api.api_key == "file-key"
+
+
+def test_the_key_is_not_in_the_repr(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), environ={API_KEY_ENV: "secret-key-xyz"})
+    assert "secret-key-xyz" not in repr(config)
+
+
+def test_duplicate_job_ids_are_watched_once(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, GOOD.replace("[157, 158]", "[158, 157, 158]")), environ={API_KEY_ENV: "k"}
+    )
+    assert config.jobs == (158, 157)
+
+
+BAD = [
+    ("jobs: [1]\n", "api: is required"),
+    ("api: {}\njobs: [1]\n", "api.account_id: is required"),
+    ("api: {account_id: acme}\n", "jobs: is required: list the job ids to watch, e.g. [157, 158]"),
+    ("api: {account_id: acme}\njobs: [157, -4]\n", "jobs[1]: must be a positive integer, got -4"),
+    ("api: {account_id: acme}\njobs: [157, '158']\n", "jobs[1]: must be a positive integer, got '158'"),
+    ("api: {account_id: acme}\njobs: [0]\n", "jobs[0]: must be a positive integer, got 0"),
+    ("api: {account_id: acme}\njobs: [true]\n", "jobs[0]: must be a positive integer, got True"),
+    ("api: {account_id: acme}\njobs: 157\n", "jobs: must be a list of job ids, got an integer"),
+    (
+        "api: {account_id: acme, colour: red}\njobs: [1]\n",
+        "api.colour: unknown key (known: account_id, api_key_file, base_url, ca_file, max_response_bytes, "
+        "timeout_seconds)",
+    ),
+    (
+        "api: {account_id: acme}\njobs: [1]\npoling: {}\n",
+        "poling: unknown key (known: api, jobs, polling, rate_limit)",
+    ),
+    ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
+    (
+        "api: {account_id: acme, timeout_seconds: ten}\njobs: [1]\n",
+        "api.timeout_seconds: must be a number, got a string",
+    ),
+    (
+        "api: {account_id: acme, timeout_seconds: 0}\njobs: [1]\n",
+        "api.timeout_seconds: must be a number greater than 0, got 0",
+    ),
+    (
+        "api: {account_id: acme, base_url: ftp://x}\njobs: [1]\n",
+        "api.base_url: must start with https:// (or http:// for a local simulator)",
+    ),
+    (
+        "api: {account_id: acme}\njobs: [1]\npolling: {interval_seconds: -1}\n",
+        "polling.interval_seconds: must be a number greater than 0, got -1",
+    ),
+    (
+        "api: {account_id: acme}\njobs: [1]\nrate_limit: {reserve: 1.5}\n",
+        "rate_limit.reserve: must be at least 0 and below 1, got 1.5",
+    ),
+    (
+        "api: {account_id: acme}\njobs: [1]\nrate_limit: {credits: 1.5}\n",
+        "rate_limit.credits: must be an integer, got a number",
+    ),
+    ("api: {account_id: acme}\njobs: [1]\nrate_limit: [1]\n", "rate_limit: must be a mapping, got a list"),
+    ("- 1\n", "config: must be a mapping, got a list"),
+    (
+        "api: {account_id: acme, api_key_file: nothere}\njobs: [1]\n",
+        "api.api_key_file: cannot read {dir}/nothere: No such file or directory",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={API_KEY_ENV: "k"})
+    assert str(caught.value) == message.format(dir=tmp_path)
+
+
+def test_no_key_anywhere(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD), environ={})
+    assert str(caught.value) == (
+        "api.api_key_file: no API key: set api.api_key_file or the INTEGRATEIO_API_KEY environment variable"
+    )
+
+
+def test_invalid_yaml_says_where(tmp_path: Path) -> None:
+    path = write(tmp_path, "api: {account_id: acme\njobs: [1]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={API_KEY_ENV: "k"})
+    assert str(caught.value) == f"{path}: not valid YAML at line 2"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env or {"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, "api: {account_id: acme}\njobs: [157, -4]\n")
+    result = run_cli("--config", str(path), env={"PATH": "/usr/bin:/bin", API_KEY_ENV: "k"})
+    assert result.returncode == 2
+    assert result.stderr == "integrateio-exporter: jobs[1]: must be a positive integer, got -4\n"
+    assert result.stdout == ""
+
+
+def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    result = run_cli("--check-config", "--config", str(path), env={"PATH": "/usr/bin:/bin", API_KEY_ENV: "k"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: OK (2 jobs, account acme)\n"
+
+
+def test_check_config_refuses_a_missing_key(tmp_path: Path) -> None:
+    result = run_cli("--check-config", "--config", str(write(tmp_path, GOOD)))
+    assert result.returncode == 2
+    assert "no API key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
+    config = load_config(example, environ={API_KEY_ENV: "k"})
+    assert config.api.account_id == "my-account"
+    assert config.jobs == (157, 158)
+
+
+def test_version_flag() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    from exporter import __version__
+
+    assert result.stdout == f"integrateio-exporter {__version__}\n"
