@@ -1,0 +1,118 @@
+"""The credit ledger, driven by a hand-moved clock so that a window of an hour takes no time to test.
+
+The clock is the only stand-in here: it replaces time.monotonic, which no test can move by an hour.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.budget import CreditBudget
+from exporter.config import RateLimitConfig
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def spend_all(budget: CreditBudget, clock: Clock, until: float, step: float = 0.01) -> list[float]:
+    """Spend whenever the ledger allows, moving the clock in small steps; return the send times."""
+    sent = []
+    while clock.now < until:
+        if budget.try_spend():
+            sent.append(clock.now)
+        else:
+            clock.now += max(step, min(budget.wait_seconds(), 1.0))
+    return sent
+
+
+def max_in_any_window(times: list[float], window: float) -> int:
+    best = 0
+    start = 0
+    for end, moment in enumerate(times):
+        while times[start] <= moment - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_no_sliding_window_ever_holds_more_than_the_share() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=40, window_seconds=30.0, reserve=0.1), clock=clock)
+    assert budget.limit == 36
+    sent = spend_all(budget, clock, until=clock.now + 300)
+    assert max_in_any_window(sent, 30.0) == 36
+    # It does not starve either: over ten windows it spends close to ten shares.
+    assert len(sent) >= 36 * 9
+
+
+def test_bursts_are_capped_then_paced() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1), clock=clock)
+    burst = 0
+    while budget.try_spend():
+        burst += 1
+    assert burst == 225  # 4500 // 20
+    assert budget.wait_seconds() == pytest.approx(3600 / 4500)
+
+
+def test_snapshot_counts_spent_and_remaining() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=100, window_seconds=60.0, reserve=0.5), clock=clock)
+    for _ in range(5):
+        assert budget.try_spend()
+    snap = budget.snapshot()
+    assert (snap.limit, snap.spent, snap.remaining, snap.window_seconds) == (50, 5, 45, 60.0)
+    clock.now += 61.3  # past the window and its guard
+    assert budget.snapshot().spent == 0
+
+
+def test_refusals_pause_everything_with_a_doubling_capped_backoff() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
+    pauses = [budget.record_refused() for _ in range(7)]
+    assert pauses == [60.0, 120.0, 240.0, 480.0, 900.0, 900.0, 900.0]
+    assert not budget.try_spend()
+    assert budget.snapshot().backoff_seconds == 900.0
+    budget.record_accepted()
+    clock.now += 900.0
+    assert budget.record_refused() == 60.0
+
+
+def test_retry_after_is_honoured_but_capped() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
+    assert budget.record_refused(retry_after=5.0) == 5.0
+    clock.now += 5.0
+    assert budget.try_spend()
+    assert budget.record_refused(retry_after=999999.0) == 900.0
+
+
+def test_the_api_reserve_is_left_to_other_clients_of_the_key() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1), clock=clock)
+    budget.observe_api(limit=5000, remaining=502)
+    assert budget.try_spend()
+    assert budget.try_spend()  # remaining now counted down to 500: the reserve
+    assert budget.held_by_api()
+    assert not budget.try_spend()
+    budget.observe_api(limit=5000, remaining=2000)  # other clients' spending has left the window
+    assert budget.try_spend()
+    snap = budget.snapshot()
+    assert (snap.api_limit, snap.api_remaining, snap.held_by_api) == (5000, 1999, False)
+
+
+def test_reconfigure_keeps_the_log_so_a_reload_cannot_overspend() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=20, window_seconds=60.0, reserve=0.0), clock=clock)
+    sent = spend_all(budget, clock, until=clock.now + 50)
+    assert len(sent) == 20  # a burst of 10, then paced at 20/60 per second up to the window's 20
+    budget.configure(RateLimitConfig(credits=12, window_seconds=60.0, reserve=0.0))
+    assert not budget.try_spend()
+    assert budget.snapshot().spent == 20
+    # The first new credit comes when all but 11 of the 20 sends have left the window.
+    assert budget.wait_seconds() == pytest.approx(sent[20 - 12] + 60.0 + 1.2 - clock.now)

@@ -1,0 +1,138 @@
+"""The job parser: tolerant of everything the documented examples disagree on, strict about id and status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.model import InvalidPayload, JobOutput, JobStatus, parse_job, parse_job_list, parse_timestamp
+
+DOCUMENTED = {
+    "id": 157,
+    "status": "completed",
+    "progress": 1,
+    "outputs_count": 1,
+    "outputs": [{"id": 3, "name": "projected_results", "records_count": 10415234}],
+    "started_at": "2013-04-09T14:19:24Z",
+    "completed_at": None,
+    "failed_at": None,
+    "updated_at": "2013-04-09T14:20:24+02:00",
+    "package_id": 434,
+    "package": {"id": 434, "name": "orders"},
+    "errors": "",
+    "runtime_in_seconds": 60,
+}
+
+
+def test_documented_example() -> None:
+    job = parse_job(DOCUMENTED)
+    assert job.id == 157
+    assert job.status is JobStatus.COMPLETED
+    assert job.status.is_final
+    assert job.progress == 1.0
+    assert job.runtime_seconds == 60.0
+    assert job.outputs == (JobOutput(id=3, name="projected_results", records_count=10415234.0),)
+    assert job.package_id == 434
+    assert job.package_name == "orders"
+    assert job.started_at == 1365517164.0
+    assert job.updated_at == 1365517164.0 + 60 - 7200
+    assert job.errors is None
+
+
+def test_numbers_sent_as_strings_are_read() -> None:
+    job = parse_job(
+        {
+            **DOCUMENTED,
+            "progress": "0.5",
+            "runtime_in_seconds": "42",
+            "outputs": [{"id": "3", "name": "o", "records_count": "10"}],
+        }
+    )
+    assert (job.progress, job.runtime_seconds, job.outputs[0].records_count, job.outputs[0].id) == (
+        0.5,
+        42.0,
+        10.0,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("progress", None),
+        ("progress", "half"),
+        ("progress", True),
+        ("progress", float("nan")),
+        ("progress", [1]),
+    ],
+)
+def test_a_garbled_field_becomes_unknown_and_the_rest_stays(field: str, value: Any) -> None:
+    job = parse_job({**DOCUMENTED, field: value})
+    assert job.progress is None
+    assert job.runtime_seconds == 60.0
+
+
+def test_progress_is_clamped_to_a_ratio() -> None:
+    assert parse_job({**DOCUMENTED, "progress": 1.7}).progress == 1.0
+    assert parse_job({**DOCUMENTED, "progress": -0.2}).progress == 0.0
+
+
+def test_nested_nulls() -> None:
+    job = parse_job(
+        {
+            **DOCUMENTED,
+            "outputs": [None, {"id": None}, {"id": 4, "name": None, "records_count": None}],
+            "package": None,
+            "package_id": None,
+        }
+    )
+    assert job.outputs == (JobOutput(id=4, name="", records_count=None),)
+    assert (job.package_id, job.package_name) == (None, None)
+
+
+def test_undocumented_status_is_unknown_but_kept_raw() -> None:
+    job = parse_job({**DOCUMENTED, "status": "exploded"})
+    assert job.status is JobStatus.UNKNOWN
+    assert job.raw_status == "exploded"
+    assert not job.status.is_final
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([DOCUMENTED], "expected a job object, got list"),
+        ("x", "expected a job object, got str"),
+        ({**DOCUMENTED, "id": None}, "job object without a usable id"),
+        ({**DOCUMENTED, "id": -3}, "job object without a usable id"),
+        ({**DOCUMENTED, "status": None}, "job 157: no status"),
+        ({**DOCUMENTED, "status": ""}, "job 157: no status"),
+    ],
+)
+def test_unusable_payloads(payload: Any, message: str) -> None:
+    with pytest.raises(InvalidPayload, match=f"^{message}$"):
+        parse_job(payload)
+
+
+def test_a_list_skips_items_that_are_not_jobs() -> None:
+    jobs = parse_job_list([DOCUMENTED, None, {"id": 9}, {**DOCUMENTED, "id": 158}])
+    assert [job.id for job in jobs] == [157, 158]
+    with pytest.raises(InvalidPayload):
+        parse_job_list({"jobs": []})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-28T10:00:00Z", 1795860000.0),
+        ("2026-11-28T11:00:00+01:00", 1795860000.0),
+        ("2026-11-28T10:00:00", 1795860000.0),
+        ("2026-11-28T10:00:00.5Z", 1795860000.5),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+        (12, None),
+    ],
+)
+def test_timestamps(text: Any, expected: float | None) -> None:
+    assert parse_timestamp(text) == expected
