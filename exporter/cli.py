@@ -151,10 +151,9 @@ def _reload(app: App, config_path: str | None) -> None:
 
 def _log_summary(config: Config, *, demo: bool) -> None:
     budget = config.rate_limit
-    needed = len(config.jobs) * budget.window_seconds / budget.allowed
     log.info(
         "%swatching %d jobs of account %s at %s; budget %d of %d credits per %gs (reserve %g%%); "
-        "target interval %gs%s",
+        "target interval %gs",
         "demo: " if demo else "",
         len(config.jobs),
         config.api.account_id,
@@ -164,22 +163,17 @@ def _log_summary(config: Config, *, demo: bool) -> None:
         budget.window_seconds,
         budget.reserve * 100,
         config.polling.interval_seconds,
-        f" (one GET per job would need at least {needed:.1f}s)"
-        if needed > config.polling.interval_seconds
-        else "",
     )
 
 
 def _demo_config() -> tuple[Config, Simulator]:
     """Start the built-in simulator and a config pointing at it: no account, no key needed."""
-    from exporter.simulator import DEMO_JOB_IDS, Simulator
+    from exporter.simulator import DEMO_API_KEY, DEMO_JOB_IDS, Simulator
 
     simulator = Simulator.demo()
     simulator.start()
     config = Config(
-        api=ApiConfig(
-            account_id=simulator.account_id, api_key=simulator.api_key, base_url=simulator.base_url
-        ),
+        api=ApiConfig(account_id=simulator.account_id, api_key=DEMO_API_KEY, base_url=simulator.base_url),
         jobs=tuple(DEMO_JOB_IDS),
         polling=PollingConfig(interval_seconds=5.0),
         rate_limit=RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1),
