@@ -40,9 +40,16 @@ def _outputs(first_id: int, *names: str) -> list[SimOutput]:
     return [SimOutput(id=first_id + n, name=name) for n, name in enumerate(names)]
 
 
-def build_demo(speed: float = 1.0) -> Simulator:
-    """An un-started ``Simulator`` (account ``demo``, key ``demo-key``) holding the demo jobs."""
-    sim = Simulator(account_id=DEMO_ACCOUNT_ID, api_key=DEMO_API_KEY, speed=speed)
+def build_demo(
+    speed: float = 1.0,
+    *,
+    account_id: str = DEMO_ACCOUNT_ID,
+    api_key: str = DEMO_API_KEY,
+    credits: int = 5000,
+    window_seconds: float = 3600.0,
+) -> Simulator:
+    """An un-started ``Simulator`` (by default account ``demo``, key ``demo-key``) holding the demo jobs."""
+    sim = Simulator(account_id, api_key, credits, window_seconds, speed=speed)
     sim.add_job(
         SimJob(
             id=101,
@@ -153,3 +160,28 @@ def build_demo(speed: float = 1.0) -> Simulator:
         records_per_second=1200,
     )
     return sim
+
+
+RUNNING_JOBS_FIRST_ID: Final = 1000
+
+
+def add_running_jobs(sim: Simulator, count: int, *, first_id: int = RUNNING_JOBS_FIRST_ID) -> list[int]:
+    """``count`` running jobs that keep progressing (about 1 % per 36 s, records growing) and never finish:
+    steady load for benchmarks and end-to-end tests. Returns their ids (``first_id`` upwards)."""
+    ids = list(range(first_id, first_id + count))
+    for n, job_id in enumerate(ids):
+        sim.add_job(
+            SimJob(
+                id=job_id,
+                status="running",
+                progress=0.0,
+                package_id=500 + n % 50,
+                package_name=f"load_package_{n % 50}",
+                cluster_id=60 + n % 4,
+                cluster_name=f"load-cluster-{n % 4}",
+                outputs=[SimOutput(id=job_id * 10, name="load_output")],
+            ),
+            progress_per_second=1 / 3600,
+            records_per_second=100,
+        )
+    return ids
