@@ -1,0 +1,351 @@
+"""Alert rules and dashboard queries: promtool checks and unit tests, and the README's metric contract.
+
+The rules live in one file, helm/integrateio-exporter/files/integrateio-alerts.yaml (loaded as-is by plain
+Prometheus, embedded by the chart's PrometheusRule). Their unit tests are tests/rules/*.test.yaml, run here with
+`promtool test rules` (Debian's prometheus package; .ci/run installs it). Every alert has a test where it fires
+with exact labels and annotations, and tests/rules/healthy.test.yaml shows that healthy jobs raise none.
+
+`all_promql_expressions()` gives every PromQL expression of the rules and the dashboard, with Grafana's variables
+replaced by values Prometheus accepts, for tests that run them against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "helm/integrateio-exporter/files/integrateio-alerts.yaml"
+DASHBOARD = ROOT / "helm/integrateio-exporter/files/integrateio-dashboard.json"
+RULE_TESTS = sorted((ROOT / "tests/rules").glob("*.test.yaml"))
+README = ROOT / "README.md"
+
+EXPECTED_ALERTS = {
+    "IntegrateioJobFailed",
+    "IntegrateioJobRunningTooLong",
+    "IntegrateioJobProgressFrozen",
+    "IntegrateioJobMissing",
+    "IntegrateioDataStale",
+    "IntegrateioApiDown",
+    "IntegrateioCreditsNearlyExhausted",
+    "IntegrateioConfigReloadFailed",
+    "IntegrateioExporterDown",
+}
+
+# Grafana's variables, replaced so that each dashboard expression is plain PromQL: all jobs and packages, and
+# fixed windows for the interval variables.
+GRAFANA_VARIABLES = {
+    "job_id": ".*",
+    "package": ".*",
+    "__rate_interval": "5m",
+    "__range": "1h",
+    "__interval": "1m",
+}
+
+
+def load_rules() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return document
+
+
+def load_dashboard() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return document
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in load_rules()["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def substitute_grafana_variables(expr: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return GRAFANA_VARIABLES[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))  # panels inside collapsed rows
+    return panels
+
+
+def all_promql_expressions() -> list[tuple[str, str]]:
+    """(where, expr) for every rule of the alerts file and every query of the dashboard, runnable as PromQL."""
+    found: list[tuple[str, str]] = []
+    for group in load_rules()["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            found.append((f"{RULES.name}: {group['name']}/{name}", rule["expr"].strip()))
+    for panel in dashboard_panels(load_dashboard()):
+        for target in panel.get("targets", []):
+            where = f"{DASHBOARD.name}: panel {panel['title']!r} query {target['refId']}"
+            found.append((where, substitute_grafana_variables(target["expr"])))
+    return found
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool not found: apt-get install prometheus (.ci/run does)"
+    return found
+
+
+def readme_contract() -> tuple[set[str], set[str]]:
+    """Metric names and label names of the README's metric reference table."""
+    metrics: set[str] = set()
+    labels: set[str] = set()
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`integrateio_"):
+            metrics.add(cells[0].strip("`"))
+            labels.update(re.findall(r"`(\w+)`", cells[2]))
+    return metrics, labels
+
+
+# --- promtool -----------------------------------------------------------------------------------------------------
+
+
+def test_promtool_check_rules() -> None:
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    count = sum(len(group["rules"]) for group in load_rules()["groups"])
+    assert f"SUCCESS: {count} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    assert [path.name for path in RULE_TESTS] == ["exporter.test.yaml", "healthy.test.yaml", "jobs.test.yaml"]
+    result = subprocess.run(
+        [promtool(), "test", "rules", *map(str, RULE_TESTS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(RULE_TESTS)
+
+
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+    """A test expecting the wrong thing fails: the runner is not a no-op."""
+    wrong = tmp_path / "wrong.test.yaml"
+    wrong.write_text(
+        f"""
+rule_files: [{RULES}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'integrateio_job_status{{job_id="1",status="failed"}}'
+        values: '0x10'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: IntegrateioJobFailed
+        exp_alerts:
+          - exp_labels: {{severity: critical, job_id: "1", status: failed}}
+""",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(wrong)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+
+
+def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
+    """promtool parses each expression as a recording rule: a syntax error in any panel fails here."""
+    expressions = [expr for where, expr in all_promql_expressions() if where.startswith(DASHBOARD.name)]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{index}", "expr": expr}
+                    for index, expr in enumerate(expressions)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
+
+
+# --- the rules themselves -----------------------------------------------------------------------------------------
+
+
+def test_the_expected_alerts_are_there() -> None:
+    names = [rule["alert"] for rule in alert_rules()]
+    assert len(names) == len(set(names))
+    assert set(names) == EXPECTED_ALERTS
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_every_alert_has_severity_summary_and_description(rule: dict[str, Any]) -> None:
+    assert set(rule["labels"]) == {"severity"}
+    assert rule["labels"]["severity"] in {"warning", "critical"}
+    assert set(rule["annotations"]) == {"summary", "description"}
+    assert all(text.strip() for text in rule["annotations"].values())
+
+
+def test_the_simple_alerts_are_exactly_as_specified() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert rules["IntegrateioJobFailed"]["expr"] == 'integrateio_job_status{status="failed"} == 1'
+    assert "for" not in rules["IntegrateioJobFailed"]  # fires at once
+    assert rules["IntegrateioJobMissing"]["expr"] == "integrateio_job_missing == 1"
+    assert rules["IntegrateioApiDown"]["expr"] == "integrateio_api_up == 0"
+    assert rules["IntegrateioApiDown"]["for"] == "5m"
+    assert rules["IntegrateioExporterDown"]["expr"] == 'up{job=~".*integrateio.*"} == 0'
+    assert (
+        "changes(integrateio_job_progress_ratio[30m]) == 0" in rules["IntegrateioJobProgressFrozen"]["expr"]
+    )
+
+
+def rule_tests() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in RULE_TESTS:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert document["rule_files"] == ["../../helm/integrateio-exporter/files/integrateio-alerts.yaml"]
+        for test in document["tests"]:
+            found.append((path.name, test))
+    return found
+
+
+def test_every_alert_has_a_test_where_it_fires() -> None:
+    firing = {
+        case["alertname"]
+        for _, test in rule_tests()
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert firing == EXPECTED_ALERTS
+
+
+def test_every_firing_expectation_checks_labels_and_both_annotations() -> None:
+    for name, test in rule_tests():
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                assert "severity" in alert["exp_labels"], (name, case)
+                assert set(alert["exp_annotations"]) == {"summary", "description"}, (name, case)
+
+
+def test_the_healthy_test_asserts_silence_for_every_alert_at_every_time() -> None:
+    (test,) = [test for name, test in rule_tests() if name == "healthy.test.yaml"]
+    cases = test["alert_rule_test"]
+    assert all(case["exp_alerts"] == [] for case in cases)
+    times = {case["eval_time"] for case in cases}
+    assert len(times) >= 5
+    for time in times:
+        assert {case["alertname"] for case in cases if case["eval_time"] == time} == EXPECTED_ALERTS
+
+
+# --- the metric contract ------------------------------------------------------------------------------------------
+
+LABELS_THE_RULES_ADD = {"credits"}  # label_replace in IntegrateioCreditsNearlyExhausted
+TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
+
+
+def test_readme_contract_is_read() -> None:
+    metrics, labels = readme_contract()
+    assert len(metrics) >= 25
+    assert {"integrateio_job_status", "integrateio_api_up", "integrateio_budget_remaining_credits"} <= metrics
+    assert {"job_id", "status", "package_name", "output_name", "endpoint", "outcome", "error"} <= labels
+
+
+@pytest.mark.parametrize(("where", "expr"), all_promql_expressions(), ids=lambda value: str(value)[:60])
+def test_expressions_use_only_the_readme_metrics_and_labels(where: str, expr: str) -> None:
+    metrics, labels = readme_contract()
+    assert "$" not in expr, where
+    used_metrics = set(re.findall(r"\bintegrateio_\w+", expr))
+    assert used_metrics <= metrics, (where, used_metrics - metrics)
+    other = set(re.findall(r"\b([a-z_]+)\s*\{", expr)) - used_metrics - {"by", "on"}
+    assert other <= {"up"}, (where, other)
+    used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
+    for group in re.findall(r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
+        used_labels.update(label.strip() for label in group.split(",") if label.strip())
+    allowed = labels | TARGET_LABELS | LABELS_THE_RULES_ADD
+    assert used_labels <= allowed, (where, used_labels - allowed)
+
+
+def test_all_promql_expressions_covers_rules_and_dashboard() -> None:
+    expressions = all_promql_expressions()
+    rules = [where for where, _ in expressions if where.startswith(RULES.name)]
+    panels = [where for where, _ in expressions if where.startswith(DASHBOARD.name)]
+    assert len(rules) == len(alert_rules())
+    assert len(panels) >= 20
+    assert substitute_grafana_variables('rate(x{job_id=~"$job_id"}[$__rate_interval])') == (
+        'rate(x{job_id=~".*"}[5m])'
+    )
+
+
+# --- the dashboard ------------------------------------------------------------------------------------------------
+
+
+def test_dashboard_variables() -> None:
+    variables = {item["name"]: item for item in load_dashboard()["templating"]["list"]}
+    assert list(variables) == ["datasource", "package", "job_id"]
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
+    assert variables["package"]["query"]["query"] == "label_values(integrateio_job_info, package_name)"
+    assert variables["job_id"]["query"]["query"] == (
+        'label_values(integrateio_job_info{package_name=~"$package"}, job_id)'
+    )
+    for name in ("package", "job_id"):
+        assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert (variables[name]["multi"], variables[name]["includeAll"], variables[name]["allValue"]) == (
+            True,
+            True,
+            ".*",
+        )
+
+
+def test_dashboard_panels() -> None:
+    dashboard = load_dashboard()
+    assert dashboard["uid"] == "integrateio-exporter"
+    panels = dashboard_panels(dashboard)
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    titles = {panel["title"] for panel in panels}
+    assert {
+        "Watched jobs",
+        "Progress",
+        "Runtime",
+        "Records per output",
+        "Recent failures",
+        "Credit budget",
+        "API-reported credits",
+        "API requests by outcome",
+        "Age of data",
+        "API up",
+    } <= titles
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+    job_panels = [
+        panel for panel in panels if panel["title"] in {"Progress", "Runtime", "Records per output"}
+    ]
+    for panel in job_panels:
+        assert all('job_id=~"$job_id"' in target["expr"] for target in panel["targets"]), panel["title"]
+    (table,) = [panel for panel in panels if panel["title"] == "Watched jobs" and panel["type"] == "table"]
+    assert "integrateio_job_status" in table["targets"][0]["expr"]
