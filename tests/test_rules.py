@@ -1,12 +1,12 @@
 """Alert rules and dashboard queries: promtool checks and unit tests, and the README's metric contract.
 
 The rules live in one file, helm/integrateio-exporter/files/integrateio-alerts.yaml (loaded as-is by plain
-Prometheus, embedded by the chart's PrometheusRule). Their unit tests are tests/rules/*.test.yaml, run here with
-`promtool test rules` (Debian's prometheus package; .ci/run installs it). Every alert has a test where it fires
-with exact labels and annotations, and tests/rules/healthy.test.yaml shows that healthy jobs raise none.
+Prometheus, embedded by the chart's PrometheusRule). Their unit tests are tests/rules/*.test.yaml, run here
+with `promtool test rules` (Debian's prometheus package; .ci/run installs it). Every alert has a test where it
+fires with exact labels and annotations, and tests/rules/healthy.test.yaml shows that healthy jobs raise none.
 
-`all_promql_expressions()` gives every PromQL expression of the rules and the dashboard, with Grafana's variables
-replaced by values Prometheus accepts, for tests that run them against a real Prometheus.
+`all_promql_expressions()` gives every PromQL expression of the rules and the dashboard, with Grafana's
+variables replaced by values Prometheus accepts, for tests that run them against a real Prometheus.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def all_promql_expressions() -> list[tuple[str, str]]:
-    """(where, expr) for every rule of the alerts file and every query of the dashboard, runnable as PromQL."""
+    """(where, expr) for every rule of the alerts file and every dashboard query, runnable as PromQL."""
     found: list[tuple[str, str]] = []
     for group in load_rules()["groups"]:
         for rule in group["rules"]:
@@ -112,7 +112,7 @@ def readme_contract() -> tuple[set[str], set[str]]:
     return metrics, labels
 
 
-# --- promtool -----------------------------------------------------------------------------------------------------
+# --- promtool -----------------------------------------------------------------------------------------------
 
 
 def test_promtool_check_rules() -> None:
@@ -187,7 +187,7 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
 
 
-# --- the rules themselves -----------------------------------------------------------------------------------------
+# --- the rules themselves -----------------------------------------------------------------------------------
 
 
 def test_the_expected_alerts_are_there() -> None:
@@ -255,7 +255,7 @@ def test_the_healthy_test_asserts_silence_for_every_alert_at_every_time() -> Non
         assert {case["alertname"] for case in cases if case["eval_time"] == time} == EXPECTED_ALERTS
 
 
-# --- the metric contract ------------------------------------------------------------------------------------------
+# --- the metric contract ------------------------------------------------------------------------------------
 
 LABELS_THE_RULES_ADD = {"credits"}  # label_replace in IntegrateioCreditsNearlyExhausted
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
@@ -294,7 +294,7 @@ def test_all_promql_expressions_covers_rules_and_dashboard() -> None:
     )
 
 
-# --- the dashboard ------------------------------------------------------------------------------------------------
+# --- the dashboard ------------------------------------------------------------------------------------------
 
 
 def test_dashboard_variables() -> None:

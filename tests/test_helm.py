@@ -1,0 +1,538 @@
+"""The Helm chart helm/integrateio-exporter, linted and rendered by Helm itself, offline.
+
+Helm runs in-process through PyPI's `helm-python-sdk` (Helm's Go SDK behind a C ABI: no helm binary, no
+cluster). Every manifest rendered with the default values, and with every optional part switched on, is
+validated against the Kubernetes OpenAPI schemas that PyPI's `kubernetes-validate` ships inside its wheel
+(strict: unknown fields are errors), for the oldest Kubernetes the chart supports (1.25) and the newest the
+package knows. The Prometheus Operator's ServiceMonitor and PrometheusRule are CRDs without a shipped schema:
+their structure is asserted here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from exporter.config import parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm/integrateio-exporter"
+RULES = CHART / "files/integrateio-alerts.yaml"
+DASHBOARD = CHART / "files/integrateio-dashboard.json"
+RELEASE = "prod"
+NAMESPACE = "monitoring"
+FULLNAME = "prod-integrateio-exporter"
+KUBE_VERSIONS = ("1.25", kubernetes_validate.latest_version())
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+MINIMAL: dict[str, Any] = {
+    "config": {"api": {"account_id": "acme"}, "jobs": [157, 158]},
+    "apiKey": {"value": "k-123"},
+}
+KUBE_PROMETHEUS_STACK = {"release": "kube-prometheus-stack"}
+FULL: dict[str, Any] = {
+    "config": {
+        "api": {"account_id": "acme", "timeout_seconds": 5, "max_response_bytes": 20971520},
+        "jobs": [157, 1234567, 98765432],
+        "polling": {"interval_seconds": 30, "missing_recheck_seconds": 1800},
+        "rate_limit": {"credits": 5000, "window_seconds": 3600, "reserve": 0.2},
+    },
+    "apiKey": {"existingSecret": "integrateio", "secretKey": "token", "mountAs": "file"},
+    "logLevel": "debug",
+    "webConfig": {
+        "tls": {"enabled": True, "existingSecret": "exporter-tls", "extraConfig": {"min_version": "TLS13"}},
+        "basicAuthUsers": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"},
+    },
+    "probes": {"httpHeaders": [{"name": "Authorization", "value": "Basic cHJvbWV0aGV1czpzZWNyZXQ="}]},
+    "extraArgs": ["--log.level=debug"],
+    "extraEnv": [{"name": "TZ", "value": "UTC"}],
+    "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+    "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+    "service": {"annotations": {"example.com/team": "data"}, "labels": {"team": "data"}},
+    "serviceAccount": {"annotations": {"example.com/role": "none"}},
+    "podAnnotations": {"example.com/scrape": "false"},
+    "podLabels": {"team": "data"},
+    "imagePullSecrets": [{"name": "registry"}],
+    "priorityClassName": "monitoring",
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "monitoring", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["monitoring"]}]}
+                ]
+            }
+        }
+    },
+    "serviceMonitor": {
+        "enabled": True,
+        "additionalLabels": KUBE_PROMETHEUS_STACK,
+        "interval": "30s",
+        "scrapeTimeout": "15s",
+        "tlsConfig": {"ca": {"secret": {"name": "exporter-tls", "key": "ca.crt"}}, "serverName": FULLNAME},
+        "basicAuth": {
+            "username": {"name": "scrape-auth", "key": "username"},
+            "password": {"name": "scrape-auth", "key": "password"},
+        },
+        "relabelings": [{"targetLabel": "cluster", "replacement": "prod"}],
+        "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}],
+    },
+    "prometheusRule": {"enabled": True, "additionalLabels": KUBE_PROMETHEUS_STACK},
+    "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Integrate.io"}},
+}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "minimal": MINIMAL,
+    "full": FULL,
+    "key-as-env": {**MINIMAL, "apiKey": {"value": "k-123", "mountAs": "env"}},
+    "existing-secret-as-env": {**MINIMAL, "apiKey": {"existingSecret": "integrateio", "mountAs": "env"}},
+    "basic-auth-only": {
+        **MINIMAL,
+        "webConfig": {"tls": {"enabled": False}, "basicAuthUsers": {"p": "$2y$x"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+def render_raw(chart: helm.Chart, values: dict[str, Any]) -> dict[str, str]:
+    return chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE)
+
+
+def render(chart: helm.Chart, values: dict[str, Any]) -> list[dict[str, Any]]:
+    manifests: list[dict[str, Any]] = []
+    for path, text in sorted(render_raw(chart, values).items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        manifests.extend(document for document in yaml.safe_load_all(text) if document)
+    return manifests
+
+
+def only(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[m['metadata']['name'] for m in found]}"
+    return found[0]
+
+
+def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    (exporter,) = pod["containers"]
+    assert isinstance(exporter, dict)
+    return exporter
+
+
+def rendered_config(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    text = only(manifests, "ConfigMap", FULLNAME)["data"]["config.yaml"]
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+# --- lint and schemas ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_is_clean(name: str) -> None:
+    report = helm.lint(CHART, copy.deepcopy(VALUE_SETS[name]), strict=True, namespace=NAMESPACE)
+    assert report["errors"] == []
+    assert [message for message in report["messages"] if message["severity"] >= 2] == []
+    # the only finding is Helm's information that an icon is recommended (the project has no logo URL)
+    assert [message["error"] for message in report["messages"]] == ["icon is recommended"]
+
+
+def test_helm_lint_reports_bad_values() -> None:
+    report = helm.lint(CHART, {"apiKey": {"mountAs": "disk"}}, strict=True)
+    problems = report["errors"] + [
+        message["error"] for message in report["messages"] if message["severity"] >= 2
+    ]
+    assert any("mountAs" in problem for problem in problems), report
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"jobs": 1}, "additional properties 'jobs' not allowed"),
+        ({"config": {"api": {"account_id": "a"}, "jobs": ["157"]}}, "/config/jobs/0"),
+        ({"config": {"api": {"account_id": "a"}, "jobs": [1, 1]}}, "/config/jobs"),
+        ({"config": {"api": {"account_id": "a"}, "jobs": [1], "rate_limit": {"reserve": 1}}}, "reserve"),
+        ({"config": {"api": {"account_id": "a", "key": "x"}, "jobs": [1]}}, "'key' not allowed"),
+        ({"config": {"api": {"account_id": "a", "base_url": "ftp://x"}, "jobs": [1]}}, "base_url"),
+        ({"logLevel": "verbose"}, "/logLevel"),
+        ({"serviceMonitor": {"interval": "1 minute"}}, "/serviceMonitor/interval"),
+    ],
+)
+def test_schema_refuses_bad_values(chart: helm.Chart, values: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=complaint):
+        render_raw(chart, values)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_every_manifest_validates_against_kubernetes_schemas(
+    chart: helm.Chart, name: str, kube_version: str
+) -> None:
+    manifests = render(chart, VALUE_SETS[name])
+    kinds = sorted(m["kind"] for m in manifests if m["kind"] not in CRD_KINDS)
+    for manifest in manifests:
+        if manifest["kind"] in CRD_KINDS:
+            continue  # no schema shipped for CRDs: asserted by the ServiceMonitor/PrometheusRule tests below
+        kubernetes_validate.validate(manifest, kube_version, strict=True)
+    expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    if name != "defaults" and not VALUE_SETS[name]["apiKey"].get("existingSecret"):
+        expected.append("Secret")  # the API key
+    if name in ("full", "basic-auth-only"):
+        expected.append("Secret")  # the web config
+    if name == "full":
+        expected.append("ConfigMap")  # the dashboard
+    assert kinds == sorted(expected)
+
+
+def test_strict_validation_does_catch_a_bad_manifest(chart: helm.Chart) -> None:
+    deployment = only(render(chart, MINIMAL), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["pth"] = "/healthz"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSIONS[-1], strict=True)
+
+
+def test_tls_without_a_certificate_secret_is_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"webConfig\.tls\.existingSecret"):
+        render_raw(chart, {**MINIMAL, "webConfig": {"tls": {"enabled": True}, "basicAuthUsers": {}}})
+
+
+# --- the Deployment -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_hardened_security_context(chart: helm.Chart, name: str) -> None:
+    manifests = render(chart, VALUE_SETS[name])
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container(manifests)["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == FULLNAME
+    mounts = {mount["mountPath"]: mount for mount in container(manifests)["volumeMounts"]}
+    assert mounts["/tmp"]["name"] == "tmp"  # the only writable path
+    assert all(mount.get("readOnly") for path, mount in mounts.items() if path != "/tmp")
+
+
+def test_probes_ports_resources_and_args_by_default(chart: helm.Chart) -> None:
+    manifests = render(chart, MINIMAL)
+    exporter = container(manifests)
+    assert exporter["image"] == "integrateio-exporter:0.1.0"
+    assert exporter["ports"] == [{"name": "http-metrics", "containerPort": 9863, "protocol": "TCP"}]
+    assert exporter["livenessProbe"]["httpGet"] == {
+        "path": "/healthz",
+        "port": "http-metrics",
+        "scheme": "HTTP",
+    }
+    assert exporter["readinessProbe"]["httpGet"] == {
+        "path": "/readyz",
+        "port": "http-metrics",
+        "scheme": "HTTP",
+    }
+    assert exporter["resources"] == {
+        "requests": {"cpu": "10m", "memory": "64Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    assert exporter["args"] == [
+        "--config=/etc/integrateio-exporter/config.yaml",
+        "--web.listen-address=:9863",
+        "--log.level=info",
+    ]
+    assert "env" not in exporter  # the key is a file by default
+    service = only(manifests, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 9863, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    selector = only(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    assert selector.items() <= only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_scheduling_values_pass_through(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
+        assert pod[key] == FULL[key]
+    exporter = container(manifests)
+    assert exporter["env"] == FULL["extraEnv"]
+    assert exporter["volumeMounts"][-1] == FULL["extraVolumeMounts"][0]
+    assert pod["volumes"][-1] == FULL["extraVolumes"][0]
+    assert exporter["args"][-1] == "--log.level=debug"
+    template = only(manifests, "Deployment")["spec"]["template"]["metadata"]
+    assert template["annotations"]["example.com/scrape"] == "false"
+    assert template["labels"]["team"] == "data"
+    assert "nodeSelector" not in only(render(chart, MINIMAL), "Deployment")["spec"]["template"]["spec"]
+
+
+# --- configuration and API key ------------------------------------------------------------------------------
+
+
+def test_config_is_rendered_from_values_and_accepted_by_the_exporter(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    config = rendered_config(manifests)
+    expected = copy.deepcopy(FULL["config"])
+    expected["api"]["base_url"] = "https://api.xplenty.com"
+    expected["api"]["api_key_file"] = "/var/run/secrets/integrateio-exporter/api-key/token"
+    assert config == expected
+    assert config["jobs"] == [157, 1234567, 98765432]  # large ids stay integers (no 1.234567e+06)
+    assert all(type(job) is int for job in config["jobs"])
+    # the exporter's own validation accepts what the chart renders
+    del config["api"]["api_key_file"]
+    parsed = parse_config(config, base_dir=Path("/"), environ={"INTEGRATEIO_API_KEY": "k"})
+    assert (parsed.jobs, parsed.rate_limit.reserve, parsed.api.max_response_bytes) == (
+        (157, 1234567, 98765432),
+        0.2,
+        20971520,
+    )
+
+
+def test_api_key_from_the_chart_secret_as_a_file(chart: helm.Chart) -> None:
+    manifests = render(chart, MINIMAL)
+    secret = only(manifests, "Secret", f"{FULLNAME}-api-key")
+    assert secret["data"] == {"api-key": "ay0xMjM="}  # base64("k-123")
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "api-key")
+    assert volume["secret"] == {
+        "secretName": f"{FULLNAME}-api-key",
+        "defaultMode": 0o440,
+        "items": [{"key": "api-key", "path": "api-key"}],
+    }
+    mount = next(m for m in container(manifests)["volumeMounts"] if m["name"] == "api-key")
+    assert rendered_config(manifests)["api"]["api_key_file"] == f"{mount['mountPath']}/api-key"
+
+
+def test_existing_secret_as_a_file(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] == "Secret"] == [f"{FULLNAME}-web-config"]
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "api-key")
+    assert volume["secret"]["secretName"] == "integrateio"
+    assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"), [("key-as-env", f"{FULLNAME}-api-key"), ("existing-secret-as-env", "integrateio")]
+)
+def test_api_key_as_environment_variable(chart: helm.Chart, name: str, secret: str) -> None:
+    manifests = render(chart, VALUE_SETS[name])
+    assert container(manifests)["env"] == [
+        {"name": "INTEGRATEIO_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "api-key"}}}
+    ]
+    assert "api_key_file" not in rendered_config(manifests)["api"]
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert "api-key" not in [volume["name"] for volume in pod["volumes"]]
+
+
+def pod_annotations(chart: helm.Chart, values: dict[str, Any]) -> dict[str, str]:
+    annotations: dict[str, str] = only(render(chart, values), "Deployment")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    return annotations
+
+
+def with_changes(values: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(values)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = changed
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return changed
+
+
+def test_checksums_roll_the_pods_exactly_when_config_or_secret_change(chart: helm.Chart) -> None:
+    base = pod_annotations(chart, MINIMAL)
+    assert len(base["checksum/config"]) == len(base["checksum/secret"]) == 64
+    assert pod_annotations(chart, MINIMAL) == base  # deterministic
+    interval = pod_annotations(chart, with_changes(MINIMAL, config__polling={"interval_seconds": 30}))
+    assert interval["checksum/config"] != base["checksum/config"]
+    assert interval["checksum/secret"] == base["checksum/secret"]
+    jobs = pod_annotations(chart, with_changes(MINIMAL, config__jobs=[157]))
+    assert jobs["checksum/config"] != base["checksum/config"]
+    key = pod_annotations(chart, with_changes(MINIMAL, apiKey__value="k-456"))
+    assert (key["checksum/config"], key["checksum/secret"] != base["checksum/secret"]) == (
+        base["checksum/config"],
+        True,
+    )
+    unrelated = pod_annotations(chart, with_changes(MINIMAL, resources={"limits": {"memory": "512Mi"}}))
+    assert unrelated == base
+
+
+# --- web config (TLS and basic auth for scrapers) -----------------------------------------------------------
+
+
+def test_web_config_with_tls_and_basic_auth(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    exporter = container(manifests)
+    mounts = {m["name"]: m["mountPath"] for m in exporter["volumeMounts"]}
+    assert f"--web.config.file={mounts['web-config']}/web-config.yml" in exporter["args"]
+    secret = only(manifests, "Secret", f"{FULLNAME}-web-config")
+    web = yaml.safe_load(secret["stringData"]["web-config.yml"])
+    assert web == {
+        "tls_server_config": {
+            "cert_file": f"{mounts['tls']}/tls.crt",
+            "key_file": f"{mounts['tls']}/tls.key",
+            "min_version": "TLS13",
+        },
+        "basic_auth_users": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"},
+    }
+    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "exporter-tls"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert exporter[probe]["httpGet"]["scheme"] == "HTTPS"
+        assert exporter[probe]["httpGet"]["httpHeaders"] == FULL["probes"]["httpHeaders"]
+
+
+def test_basic_auth_without_tls_keeps_http(chart: helm.Chart) -> None:
+    manifests = render(chart, VALUE_SETS["basic-auth-only"])
+    web = yaml.safe_load(only(manifests, "Secret", f"{FULLNAME}-web-config")["stringData"]["web-config.yml"])
+    assert web == {"basic_auth_users": {"p": "$2y$x"}}
+    assert container(manifests)["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert "tls" not in [
+        v["name"] for v in only(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    ]
+
+
+# --- ServiceMonitor, PrometheusRule, dashboard --------------------------------------------------------------
+
+
+def test_optional_parts_are_off_by_default(chart: helm.Chart) -> None:
+    manifests = render(chart, {})
+    kinds = {m["kind"] for m in manifests}
+    assert not kinds & CRD_KINDS
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] == "ConfigMap"] == [FULLNAME]
+
+
+def test_service_monitor(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    monitor = only(manifests, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    service = only(manifests, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    sm = FULL["serviceMonitor"]
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "http-metrics",
+            "path": "/metrics",
+            "interval": "30s",
+            "scrapeTimeout": "15s",
+            "scheme": "https",
+            "tlsConfig": sm["tlsConfig"],
+            "basicAuth": sm["basicAuth"],
+            "relabelings": sm["relabelings"],
+            "metricRelabelings": sm["metricRelabelings"],
+        }
+    ]
+    plain = only(render(chart, with_changes(MINIMAL, serviceMonitor={"enabled": True})), "ServiceMonitor")
+    assert plain["spec"]["endpoints"] == [
+        {
+            "port": "http-metrics",
+            "path": "/metrics",
+            "interval": "60s",
+            "scrapeTimeout": "10s",
+            "scheme": "http",
+        }
+    ]
+    assert "release" not in plain["metadata"]["labels"]
+
+
+def test_prometheus_rule_embeds_the_rule_file_unchanged(chart: helm.Chart) -> None:
+    rule = only(render(chart, FULL), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    source = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    assert rule["spec"] == {"groups": source["groups"]}
+
+
+def test_prometheus_rule_labels_and_extra_groups(chart: helm.Chart) -> None:
+    extra = {"name": "mine", "rules": [{"alert": "Mine", "expr": "vector(1)"}]}
+    values = with_changes(
+        MINIMAL,
+        prometheusRule={
+            "enabled": True,
+            "ruleLabels": {"team": "data", "severity": "page"},
+            "additionalGroups": [extra],
+        },
+    )
+    groups = only(render(chart, values), "PrometheusRule")["spec"]["groups"]
+    source = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    assert [group["name"] for group in groups] == [group["name"] for group in source] + ["mine"]
+    for group, original in zip(groups, source, strict=False):
+        for rule, original_rule in zip(group["rules"], original["rules"], strict=True):
+            assert rule["labels"] == {"team": "data", "severity": original_rule["labels"]["severity"]}
+            assert rule["expr"] == original_rule["expr"]
+    assert groups[-1] == {
+        "name": "mine",
+        "rules": [{"alert": "Mine", "expr": "vector(1)", "labels": {"team": "data", "severity": "page"}}],
+    }
+
+
+def test_grafana_dashboard_config_map(chart: helm.Chart) -> None:
+    manifests = render(chart, FULL)
+    dashboard = only(manifests, "ConfigMap", f"{FULLNAME}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Integrate.io"}
+    assert json.loads(dashboard["data"]["integrateio-dashboard.json"]) == json.loads(
+        DASHBOARD.read_text(encoding="utf-8")
+    )
+    custom = with_changes(
+        MINIMAL,
+        grafanaDashboard={
+            "enabled": True,
+            "label": "dashboards",
+            "labelValue": "grafana",
+            "namespace": "grafana",
+        },
+    )
+    relabelled = only(render(chart, custom), "ConfigMap", f"{FULLNAME}-dashboard")
+    assert relabelled["metadata"]["labels"]["dashboards"] == "grafana"
+    assert "grafana_dashboard" not in relabelled["metadata"]["labels"]
+    assert relabelled["metadata"]["namespace"] == "grafana"
+
+
+# --- NOTES.txt ----------------------------------------------------------------------------------------------
+
+
+def test_notes_warn_about_what_is_missing(chart: helm.Chart) -> None:
+    defaults = render_raw(chart, {})["integrateio-exporter/templates/NOTES.txt"]
+    assert "WARNING: config.api.account_id is empty" in defaults
+    assert "WARNING: no API key" in defaults
+    assert "config.jobs is empty" in defaults
+    full = render_raw(chart, FULL)["integrateio-exporter/templates/NOTES.txt"]
+    assert "WARNING" not in full
+    assert f"https://{FULLNAME}.{NAMESPACE}.svc:9863/metrics" in full
+    assert 'with labels {"release":"kube-prometheus-stack"}' in full
