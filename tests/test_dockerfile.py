@@ -579,3 +579,90 @@ def test_healthcheck_fails_on_503_and_on_nothing_listening(replay: Replay) -> No
         server.shutdown()
         server.server_close()
     assert run_healthcheck(replay, f"http://127.0.0.1:{free_port()}/healthz") != 0
+
+
+# --- the other way to run it: the systemd unit (deploy/systemd) ---------------------------------------------
+
+UNIT = ROOT / "deploy/systemd/integrateio-exporter.service"
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Sections -> key -> every value in order (systemd allows repeating keys); continuation lines joined."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith(("#", ";"))):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        line, pending = pending + line, ""
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_systemd_unit_is_hardened_and_reloads_with_sighup() -> None:
+    service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
+    expected = {
+        "DynamicUser": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "CapabilityBoundingSet": "",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "MemoryDenyWriteExecute": "yes",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "EnvironmentFile": "-/etc/integrateio-exporter/environment",
+        "RestartPreventExitStatus": "2",
+    }
+    assert {key: service[key][-1] for key in expected} == expected
+    assert service["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+
+
+def test_systemd_unit_flags_are_the_exporters() -> None:
+    from exporter.cli import build_parser
+
+    command = shlex.split(parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]["ExecStart"][0])
+    assert command[0] == "/opt/integrateio-exporter/bin/integrateio-exporter"
+    args = build_parser().parse_args(command[1:])
+    assert (args.config, args.listen_address, args.log_level) == (
+        "/etc/integrateio-exporter/config.yaml",
+        ":9863",
+        "info",
+    )
+
+
+def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(replay: Replay, tmp_path: Path) -> None:
+    """`systemd-analyze verify` (with ExecStart pointed at the replayed install, since /opt has none) and
+    `systemd-analyze security --offline=true`. Starting it needs systemd as PID 1, which tests do not have."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze not found (Debian: systemd)"
+    script = Path(replay.env["PATH"].split(":")[0]) / "integrateio-exporter"
+    unit = tmp_path / UNIT.name
+    unit.write_text(
+        UNIT.read_text(encoding="utf-8").replace(
+            "/opt/integrateio-exporter/bin/integrateio-exporter", str(script)
+        )
+    )
+    verify = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (verify.returncode, verify.stdout, verify.stderr) == (0, "", "")
+    security = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", security.stdout)
+    assert match, security.stdout + security.stderr
+    assert float(match.group(1)) <= 2.0, security.stdout  # systemd calls up to 2.0 "SAFE"/"OK" territory

@@ -21,6 +21,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from exporter.cli import build_parser
 from exporter.config import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,6 +275,23 @@ def test_probes_ports_resources_and_args_by_default(chart: helm.Chart) -> None:
     selector = only(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
     assert selector.items() <= only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_container_args_are_flags_the_exporter_accepts(chart: helm.Chart, name: str) -> None:
+    """The image's ENTRYPOINT is the console script, so the Deployment's args go straight to its parser."""
+    exporter = container(render(chart, VALUE_SETS[name]))
+    assert "command" not in exporter  # keep the image's ENTRYPOINT
+    args = build_parser().parse_args(exporter["args"])
+    assert (args.config, args.listen_address, args.demo, args.check_config) == (
+        "/etc/integrateio-exporter/config.yaml",
+        ":9863",
+        False,
+        False,
+    )
+    web = any(volume["name"] == "web-config" for volume in exporter["volumeMounts"])
+    expected = "/var/run/secrets/integrateio-exporter/web/web-config.yml" if web else None
+    assert args.web_config_file == expected
 
 
 def test_scheduling_values_pass_through(chart: helm.Chart) -> None:

@@ -349,3 +349,28 @@ def test_dashboard_panels() -> None:
         assert all('job_id=~"$job_id"' in target["expr"] for target in panel["targets"]), panel["title"]
     (table,) = [panel for panel in panels if panel["title"] == "Watched jobs" and panel["type"] == "table"]
     assert "integrateio_job_status" in table["targets"][0]["expr"]
+
+
+# --- plain Prometheus (deploy/prometheus/prometheus.yml) ----------------------------------------------------
+
+
+def test_plain_prometheus_config_loads_the_rule_file(tmp_path: Path) -> None:
+    """The example config, with the rule file copied beside it as its comment says, passes promtool."""
+    example = ROOT / "deploy/prometheus/prometheus.yml"
+    config = yaml.safe_load(example.read_text(encoding="utf-8"))
+    assert config["rule_files"] == [RULES.name]
+    shutil.copy(example, tmp_path / "prometheus.yml")
+    shutil.copy(RULES, tmp_path / RULES.name)
+    result = subprocess.run(
+        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
+    assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+    (job,) = config["scrape_configs"]
+    assert re.fullmatch(".*integrateio.*", job["job_name"])  # what IntegrateioExporterDown selects
+    assert job["static_configs"] == [{"targets": ["localhost:9863"]}]
