@@ -44,7 +44,8 @@ USER 65532:65532
 EXPOSE 9863
 
 # /healthz answers 200 while the process and its poller are alive. Python, because the slim image has no curl.
-# Set INTEGRATEIO_HEALTHCHECK_URL when the exporter listens elsewhere (--web.listen-address) or serves TLS.
+# Set INTEGRATEIO_HEALTHCHECK_URL when the exporter listens elsewhere (--web.listen-address). With a web config
+# (TLS with a private CA, or basic auth, which covers /healthz too) run with --no-healthcheck or your own check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ.get('INTEGRATEIO_HEALTHCHECK_URL', 'http://127.0.0.1:9863/healthz'), timeout=4)"]
 
