@@ -110,7 +110,7 @@ def _job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
         info.add_metric([job_id, _optional(job.package_id), job.package_name or ""], 1.0)
         for output in job.outputs:
             if output.records_count is not None:
-                records.add_metric([job_id, str(output.id), output.name], output.records_count)
+                records.add_metric([job_id, str(output.id), output.name or ""], output.records_count)
     yield from (
         status,
         progress,

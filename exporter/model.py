@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class JobStatus(enum.Enum):
@@ -53,16 +55,20 @@ class InvalidPayload(ValueError):
 
 @dataclass(frozen=True)
 class JobOutput:
-    """One output of a job; records_count is None when the API did not give a usable number."""
+    """One output of a job; name and records_count are None when the API did not send them usably."""
 
     id: int
-    name: str
+    name: str | None
     records_count: float | None
 
 
 @dataclass(frozen=True)
 class Job:
-    """The parts of a job the exporter shows. Fields the API left out or garbled are None."""
+    """The parts of a job the exporter shows. Fields the API left out or garbled are None.
+
+    `unusable` names the numbers the API should always send but did not send usably (null, garbage, missing):
+    the poller counts them as a failure and keeps the previous values for them (`filled_from`).
+    """
 
     id: int
     status: JobStatus
@@ -75,6 +81,29 @@ class Job:
     started_at: float | None = None
     updated_at: float | None = None
     errors: str | None = None
+    unusable: tuple[str, ...] = ()
+
+    def filled_from(self, previous: Job) -> Job:
+        """This answer with the values it lacks taken from the previous answer, so that none is wiped.
+
+        A job's package, start time, progress, runtime and output figures never legitimately turn null, so a
+        null in a fresh answer means "the API did not say", not "gone".
+        """
+        old = {output.id: output for output in previous.outputs}
+        return replace(
+            self,
+            progress=_first(self.progress, previous.progress),
+            runtime_seconds=_first(self.runtime_seconds, previous.runtime_seconds),
+            outputs=tuple(_fill_output(output, old.get(output.id)) for output in self.outputs)
+            or previous.outputs,
+            package_id=_first(self.package_id, previous.package_id),
+            package_name=_first(self.package_name, previous.package_name),
+            started_at=_first(self.started_at, previous.started_at),
+        )
+
+
+def _first(value: T | None, fallback: T | None) -> T | None:
+    return fallback if value is None else value
 
 
 def parse_job(payload: Any) -> Job:
@@ -90,18 +119,39 @@ def parse_job(payload: Any) -> Job:
     package = _object(payload.get("package"))
     package_name = _text(package.get("name"))
     errors = payload.get("errors")
+    progress = _progress(payload.get("progress"))
+    runtime = _non_negative(payload.get("runtime_in_seconds"))
+    outputs = _outputs(payload.get("outputs"))
+    unusable = [
+        name for name, value in (("progress", progress), ("runtime_in_seconds", runtime)) if value is None
+    ]
+    if not isinstance(payload.get("outputs"), list) or any(
+        o.records_count is None or o.name is None for o in outputs
+    ):
+        unusable.append("outputs")
     return Job(
         id=job_id,
         status=JobStatus.parse(raw_status),
         raw_status=raw_status,
-        progress=_progress(payload.get("progress")),
-        runtime_seconds=_non_negative(payload.get("runtime_in_seconds")),
-        outputs=_outputs(payload.get("outputs")),
+        progress=progress,
+        runtime_seconds=runtime,
+        outputs=outputs,
         package_id=_integer(payload.get("package_id")) or _integer(package.get("id")),
         package_name=package_name,
         started_at=parse_timestamp(payload.get("started_at")),
         updated_at=parse_timestamp(payload.get("updated_at")),
         errors=errors if isinstance(errors, str) and errors else None,
+        unusable=tuple(unusable),
+    )
+
+
+def _fill_output(output: JobOutput, previous: JobOutput | None) -> JobOutput:
+    if previous is None:
+        return output
+    return replace(
+        output,
+        name=previous.name if output.name is None else output.name,
+        records_count=previous.records_count if output.records_count is None else output.records_count,
     )
 
 
@@ -141,7 +191,7 @@ def _outputs(value: Any) -> tuple[JobOutput, ...]:
         output_id = _integer(item.get("id"))
         if output_id is None:
             continue
-        name = _text(item.get("name")) or ""
+        name = _text(item.get("name"))
         records = _non_negative(item.get("records_count"))
         outputs.append(JobOutput(id=output_id, name=name, records_count=records))
     return tuple(outputs)

@@ -224,18 +224,31 @@ class Poller:
         self._store([job])
 
     def _store(self, jobs: list[Job]) -> None:
-        """Record fresh values, skipping any older than what we have (a list read before a later GET)."""
+        """Record fresh values, skipping any older than what we have (a list read before a later GET).
+
+        Numbers the answer garbled keep their previous values, and the job's refresh counts as failed with
+        `invalid_field`; a status outside the documented list shows as `unknown` and counts as
+        `unknown_status`.
+        """
         fresh = []
+        partial_answers = []
         for job in jobs:
             state = self._cache.get(job.id)
             have = state.job if state else None
             if have and have.updated_at and job.updated_at and job.updated_at < have.updated_at:
                 continue
-            fresh.append(job)
+            if job.unusable or job.status is JobStatus.UNKNOWN:
+                partial_answers.append(job)
+            fresh.append(job.filled_from(have) if have else job)
             self._retries.pop(job.id, None)
             self._missing_recheck.pop(job.id, None)
         for before, after in self._cache.record_jobs(fresh, self._wall_clock()):
             self._log_change(before, after)
+        for job in partial_answers:
+            if job.status is JobStatus.UNKNOWN:
+                self._fail(job.id, "unknown_status")
+            else:
+                self._fail(job.id, "invalid_field")
 
     def _fail(self, job_id: int, outcome: str) -> None:
         retry = self._retries.setdefault(job_id, _Retry())

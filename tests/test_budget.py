@@ -9,6 +9,7 @@ import pytest
 
 from exporter.budget import CreditBudget
 from exporter.config import RateLimitConfig
+from tests.support import max_requests_in_any_window
 
 
 class Clock:
@@ -30,22 +31,12 @@ def spend_all(budget: CreditBudget, clock: Clock, until: float, step: float = 0.
     return sent
 
 
-def max_in_any_window(times: list[float], window: float) -> int:
-    best = 0
-    start = 0
-    for end, moment in enumerate(times):
-        while times[start] <= moment - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_no_sliding_window_ever_holds_more_than_the_share() -> None:
     clock = Clock()
     budget = CreditBudget(RateLimitConfig(credits=40, window_seconds=30.0, reserve=0.1), clock=clock)
     assert budget.limit == 36
     sent = spend_all(budget, clock, until=clock.now + 300)
-    assert max_in_any_window(sent, 30.0) == 36
+    assert max_requests_in_any_window(sent, 30.0) == 36
     # It does not starve either: over ten windows it spends close to ten shares.
     assert len(sent) >= 36 * 9
 

@@ -87,7 +87,7 @@ def test_nested_nulls() -> None:
             "package_id": None,
         }
     )
-    assert job.outputs == (JobOutput(id=4, name="", records_count=None),)
+    assert job.outputs == (JobOutput(id=4, name=None, records_count=None),)
     assert (job.package_id, job.package_name) == (None, None)
 
 

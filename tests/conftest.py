@@ -1,0 +1,69 @@
+"""Shared fixtures: a simulated Integrate.io API on loopback, and exporters running against it in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from exporter.app import App
+from exporter.simulator import Simulator
+from tests.support import API_KEY, make_config
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., Simulator]]:
+    """Start simulators (account "acme", key API_KEY); all are stopped at teardown."""
+    sims: list[Simulator] = []
+
+    def start(credits: int = 5000, window_seconds: float = 3600.0, **kwargs: Any) -> Simulator:
+        simulator = Simulator(
+            account_id="acme", api_key=API_KEY, credits=credits, window_seconds=window_seconds
+        )
+        simulator.start(**kwargs)
+        sims.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in sims:
+        simulator.stop()
+
+
+@pytest.fixture
+def sim(make_sim: Callable[..., Simulator]) -> Simulator:
+    return make_sim()
+
+
+@pytest.fixture
+def exporter_for() -> Iterator[Callable[..., App]]:
+    """Start exporters in-process on a free loopback port; all are stopped at teardown."""
+    apps: list[App] = []
+
+    def start(sim: Simulator, jobs: list[int], **options: Any) -> App:
+        app = App(make_config(sim, jobs, **options), ("127.0.0.1", 0))
+        app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool from Debian's `prometheus` package; CI (INTEGRATEIO_E2E_REQUIRED=1) makes it mandatory."""
+    return require_binary("promtool")
+
+
+def require_binary(name: str) -> str:
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("INTEGRATEIO_E2E_REQUIRED") == "1":
+        pytest.fail(f"{name} is required (INTEGRATEIO_E2E_REQUIRED=1): apt-get install prometheus")
+    pytest.skip(f"{name} not installed (apt-get install prometheus); CI runs this test")

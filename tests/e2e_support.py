@@ -1,0 +1,353 @@
+"""Helpers for tests/test_e2e.py: real binaries, processes on loopback, a webhook receiver, PromQL extraction.
+
+Nothing here knows the scenario; test_e2e.py wires the pieces together. Every started thing has a `stop()`, and
+`start_service` hands it to the caller's cleanup before waiting for readiness, so a failed start still cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+import yaml
+
+from tests.test_rules import (
+    DASHBOARD,
+    RULES,
+    all_promql_expressions,
+    load_dashboard,
+    load_rules,
+    substitute_grafana_variables,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRED_ENV = "INTEGRATEIO_E2E_REQUIRED"
+
+T = TypeVar("T")
+
+
+# -- binaries ---------------------------------------------------------------------------------------------------
+
+
+def require_binaries(names: Sequence[str]) -> dict[str, str]:
+    """Absolute paths of `names`; a missing one fails the test in CI (INTEGRATEIO_E2E_REQUIRED=1), else skips."""
+    found = {name: shutil.which(name) for name in names}
+    missing = sorted(name for name, path in found.items() if path is None)
+    if missing:
+        reason = (
+            f"end-to-end test needs {', '.join(missing)} on PATH "
+            "(Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager)"
+        )
+        if os.environ.get(REQUIRED_ENV) == "1":
+            pytest.fail(f"{reason}; {REQUIRED_ENV}=1, so this is an error, not a skip", pytrace=False)
+        pytest.skip(reason)
+    return {name: path for name, path in found.items() if path is not None}
+
+
+# -- waiting ----------------------------------------------------------------------------------------------------
+
+
+def wait_for(
+    probe: Callable[[], T | None], timeout: float, what: str | Callable[[], str], interval: float = 0.2
+) -> T:
+    """Call `probe` until it returns something other than None (or falsy) and return that; fail after `timeout`.
+
+    `what` describes the awaited condition in the failure message; a callable is evaluated only then (to add
+    the latest state or a log tail).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {described}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the caller retries if another process takes it first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# -- processes --------------------------------------------------------------------------------------------------
+
+
+class Service:
+    """One child process listening on 127.0.0.1:`port`, its stdout and stderr in `log_path`."""
+
+    def __init__(self, name: str, argv: Sequence[str], port: int, log_path: Path, env: Mapping[str, str]):
+        self.name = name
+        self.port = port
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=REPO,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def log_tail(self, lines: int = 15, width: int = 300) -> str:
+        """The last `lines` lines of the log, each cut at `width` characters."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(line[:width] for line in text.splitlines()[-lines:])
+
+    def wait_ready(self, path: str, timeout: float) -> None:
+        """Poll `path` until it answers 200; fail at once, with the log, if the process exits."""
+
+        def probe() -> bool:
+            if self.process.poll() is not None:
+                raise ProcessExited(self)
+            return http_ok(self.url(path))
+
+        wait_for(probe, timeout, lambda: f"{self.name} at {self.url(path)}; log:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+class ProcessExited(Exception):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        super().__init__(
+            f"{service.name} exited with code {service.process.returncode} before it was ready; "
+            f"log:\n{service.log_tail()}"
+        )
+
+
+def start_service(
+    name: str,
+    argv_for_port: Callable[[int], Sequence[str]],
+    ready_path: str,
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    attempts: int = 3,
+) -> Service:
+    """Start a service on a free port and wait until `ready_path` answers 200.
+
+    A port picked free can be taken by another process before the child binds it (other test runs share this
+    machine): when the child exits before it is ready, try again with a new port, `attempts` times in all.
+    Each attempt's `stop` is handed to `register` before waiting, so a failure still cleans up.
+    """
+    last: ProcessExited | None = None
+    for attempt in range(attempts):
+        port = free_port()
+        service = Service(
+            name, argv_for_port(port), port, workdir / f"{name}.{attempt}.log", env or os.environ
+        )
+        register(service.stop)
+        try:
+            service.wait_ready(ready_path, timeout)
+            return service
+        except ProcessExited as exited:
+            last = exited
+    assert last is not None
+    raise AssertionError(str(last))
+
+
+# -- webhook receiver -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook POST: when it arrived (time.monotonic()) and its JSON body."""
+
+    received_at: float
+    body: dict[str, Any]
+
+
+class WebhookReceiver:
+    """Collects the JSON bodies Alertmanager POSTs to it (any path)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notifications: list[Notification] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = {"unparsable": body.decode("utf-8", "replace")}
+                with receiver._lock:
+                    receiver._notifications.append(Notification(time.monotonic(), payload))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+
+    def notifications(self) -> list[Notification]:
+        with self._lock:
+            return list(self._notifications)
+
+    def alerts(self, alertname: str | None = None) -> Iterator[tuple[Notification, dict[str, Any]]]:
+        """(notification, alert) pairs of every received alert, optionally of one alertname."""
+        for notification in self.notifications():
+            for alert in notification.body.get("alerts", []):
+                if alertname is None or alert.get("labels", {}).get("alertname") == alertname:
+                    yield notification, alert
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+# -- Prometheus HTTP API ----------------------------------------------------------------------------------------
+
+
+def prom_query(base_url: str, expr: str) -> dict[str, Any]:
+    """The JSON answer of /api/v1/query for `expr` at the current time (errors included: status "error")."""
+    response = requests.get(f"{base_url}/api/v1/query", params={"query": expr}, timeout=10)
+    try:
+        answer: dict[str, Any] = response.json()
+    except ValueError:
+        return {"status": "error", "error": f"HTTP {response.status_code}: {response.text[:200]}"}
+    return answer
+
+
+def prom_rules(base_url: str) -> list[dict[str, Any]]:
+    """Every rule Prometheus has loaded, as /api/v1/rules reports it (health, lastError, query, ...)."""
+    answer = requests.get(f"{base_url}/api/v1/rules", timeout=10).json()
+    return [rule for group in answer["data"]["groups"] for rule in group["rules"]]
+
+
+# -- configuration files ----------------------------------------------------------------------------------------
+
+
+def write_yaml(path: Path, document: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
+    return path
+
+
+# -- PromQL of the rule file and the dashboard ------------------------------------------------------------------
+
+_LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>\w+)\s*\)\s*$", re.DOTALL)
+_SELECTOR = re.compile(r"(?<![\w:\"'])(integrateio_\w+|up)\b(\s*\{[^}]*\})?")
+
+
+@dataclass(frozen=True)
+class Expression:
+    """One PromQL expression from the shipped files.
+
+    `kind` is "alert", "record", "panel" or "variable"; `promql` is what is sent to Prometheus (Grafana's
+    variables substituted, `label_values(...)` translated); `name` the rule's name; `label` the label a
+    `label_values` variable offers.
+    """
+
+    kind: str
+    where: str
+    promql: str
+    name: str = ""
+    label: str = ""
+
+
+def translate_label_values(query: str) -> tuple[str, str]:
+    """Grafana's `label_values(selector, label)` as PromQL `group by (label) (selector)`, and the label.
+
+    Any other variable query is PromQL already and is returned as it is, with no label.
+    """
+    match = _LABEL_VALUES.match(query)
+    if match is None:
+        return query, ""
+    label = match.group("label")
+    return f"group by ({label}) ({match.group('selector')})", label
+
+
+def shipped_expressions() -> list[Expression]:
+    """Every PromQL expression of the rule file and the dashboard.
+
+    Rules and panel queries come from tests/test_rules.py's `all_promql_expressions()` (one definition of
+    "every expression" and of how Grafana's variables are substituted); the dashboard's query variables, which
+    it leaves out, are added here.
+    """
+    kinds = {
+        rule.get("alert") or rule.get("record"): "alert" if "alert" in rule else "record"
+        for group in load_rules()["groups"]
+        for rule in group["rules"]
+    }
+    found = []
+    for where, expr in all_promql_expressions():
+        if where.startswith(f"{RULES.name}:"):
+            name = where.rsplit("/", 1)[-1]
+            found.append(Expression(kinds[name], where, expr, name=name))
+        else:
+            found.append(Expression("panel", where, expr))
+    for variable in load_dashboard().get("templating", {}).get("list", []):
+        query = variable.get("query")
+        if isinstance(query, dict):
+            query = query.get("query")
+        if variable.get("type") != "query" or not query:
+            continue
+        promql, label = translate_label_values(substitute_grafana_variables(str(query)))
+        where = f"{DASHBOARD.name}: variable {variable['name']!r}"
+        found.append(Expression("variable", where, promql, label=label))
+    return found
+
+
+def selectors(expr: str) -> list[str]:
+    """The vector selectors of the exporter's metrics (and `up`) in `expr`, as written, without ranges."""
+    seen: dict[str, None] = {}
+    for match in _SELECTOR.finditer(expr):
+        selector = match.group(1) + re.sub(r"\s+", " ", (match.group(2) or "").strip())
+        seen[selector] = None
+    return list(seen)

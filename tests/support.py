@@ -1,0 +1,100 @@
+"""Helpers the tests share: building configs, scraping /metrics, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import App
+from exporter.config import API_KEY_ENV, Config, parse_config
+from exporter.simulator import Simulator
+
+API_KEY = "test-key-7c1e2b9d"  # recognisable, so tests can search every output for it
+
+T = TypeVar("T")
+
+
+def make_config(
+    sim: Simulator,
+    jobs: list[int],
+    *,
+    interval: float = 1.0,
+    credits: int = 5000,
+    window: float = 3600.0,
+    reserve: float = 0.1,
+    timeout: float = 2.0,
+    **api: Any,
+) -> Config:
+    document: dict[str, Any] = {
+        "api": {"account_id": sim.account_id, "base_url": sim.base_url, "timeout_seconds": timeout, **api},
+        "jobs": jobs,
+        "polling": {"interval_seconds": interval, "missing_recheck_seconds": 3600},
+        "rate_limit": {"credits": credits, "window_seconds": window, "reserve": reserve},
+    }
+    return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
+
+
+class Samples:
+    """One scrape, parsed by prometheus_client's own parser: (name, labels) -> value."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                self.values[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def get(self, name: str, **labels: str) -> float | None:
+        return self.values.get((name, frozenset(labels.items())))
+
+    def __getitem__(self, key: str) -> float:
+        value = self.get(key)
+        assert value is not None, f"{key} not on /metrics"
+        return value
+
+    def labelsets(self, name: str) -> list[dict[str, str]]:
+        return [dict(labels) for (sample, labels) in self.values if sample == name]
+
+    def status(self, job_id: int) -> str | None:
+        """The status whose state-set series is 1, checking that exactly one is."""
+        ones = [
+            dict(labels)["status"]
+            for (name, labels), value in self.values.items()
+            if name == "integrateio_job_status" and dict(labels)["job_id"] == str(job_id) and value == 1.0
+        ]
+        assert len(ones) <= 1, ones
+        return ones[0] if ones else None
+
+
+def scrape(app: App, **headers: str) -> Samples:
+    response = requests.get(app.url("/metrics"), headers=headers, timeout=10)
+    response.raise_for_status()
+    return Samples(response.text)
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, step: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy, or fail after `timeout` seconds saying `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+def max_requests_in_any_window(times: list[float], window: float) -> int:
+    """The most requests any sliding window of `window` seconds holds."""
+    times = sorted(times)
+    best = start = 0
+    for end, moment in enumerate(times):
+        while times[start] <= moment - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
