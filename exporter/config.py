@@ -44,6 +44,7 @@ class PollingConfig:
 
     interval_seconds: float = 60.0
     missing_recheck_seconds: float = 3600.0
+    concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
         {"account_id", "base_url", "api_key_file", "timeout_seconds", "max_response_bytes", "ca_file"},
         required=True,
     )
-    polling = _mapping(root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds"})
+    polling = _mapping(
+        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency"}
+    )
     rate = _mapping(root.get("rate_limit", {}), "rate_limit", {"credits", "window_seconds", "reserve"})
 
     account_id: str = _string(api, "api.account_id", required=True)
@@ -121,6 +124,7 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
         polling=PollingConfig(
             interval_seconds=_positive(polling, "polling.interval_seconds", 60.0),
             missing_recheck_seconds=_positive(polling, "polling.missing_recheck_seconds", 3600.0),
+            concurrency=_positive_int(polling, "polling.concurrency", 4),
         ),
         rate_limit=_rate_limit(rate),
     )

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -96,6 +97,7 @@ class Poller:
         self._stretched_to: float | None = None
         self._heartbeat = clock()
         self._interval = config.polling.interval_seconds
+        self._pool: ThreadPoolExecutor | None = None
         cache.set_watched(config.jobs)
         self._publish()
 
@@ -115,6 +117,8 @@ class Poller:
             idle = self._scheduler.idle_seconds
             self._stop.wait(tick if idle is None else min(tick, max(0.0, idle)))
         self._scheduler.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         self._stop.set()
@@ -163,8 +167,7 @@ class Poller:
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
-        for job_id in (*plan.gets, *confirmations(plan, found), *missing):
-            self._refresh_one(job_id)
+        self._refresh_each([*plan.gets, *confirmations(plan, found), *missing])
 
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         self._publish()
@@ -200,6 +203,18 @@ class Poller:
             return found | expected  # not confirmed one by one: a failed list is retried next cycle
         self._costs.learn(status, pages)
         return found
+
+    def _refresh_each(self, job_ids: list[int]) -> None:
+        """Single GETs, up to `polling.concurrency` at a time: a cold start of thousands of final jobs, or an
+        API 300 ms away, would otherwise take one round trip per job. The budget still gates every request."""
+        if len(job_ids) <= 1 or self._config.polling.concurrency == 1:
+            for job_id in job_ids:
+                self._refresh_one(job_id)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._config.polling.concurrency, thread_name_prefix="get")
+        for future in [self._pool.submit(self._refresh_one, job_id) for job_id in job_ids]:
+            future.result()  # re-raises Stopping (or a bug) from the worker
 
     def _refresh_one(self, job_id: int) -> None:
         try:
@@ -343,6 +358,9 @@ class Poller:
         config, client = pending
         old_client, self._client, self._config = self._client, client, config
         old_client.close()
+        if self._pool is not None:  # the pool is sized by polling.concurrency, which may have changed
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._budget.configure(config.rate_limit)
         self._cache.set_watched(config.jobs)
         self._next_cycle = 0.0  # new jobs are fetched now, not one interval later
