@@ -64,7 +64,8 @@ class CreditBudget:
         with self._lock:
             self._limit = config.allowed
             self._window = config.window_seconds
-            self._reserve_floor = int(config.credits * config.reserve)
+            self._credits = config.credits
+            self._reserve = config.reserve
             # Requests reach the API a little after we log them; widening the window by a small guard keeps
             # the guarantee true for the window as the API (or a test's request log) measures it.
             self._guard = min(2.0, 0.02 * config.window_seconds)
@@ -118,7 +119,9 @@ class CreditBudget:
             self._sent.popleft()
 
     def _held_by_api_locked(self) -> bool:
-        return self._api_remaining is not None and self._api_remaining <= self._reserve_floor
+        # The reserve is a share of the key's real limit when the API has told us it, else of our config.
+        floor = int((self._api_limit or self._credits) * self._reserve)
+        return self._api_remaining is not None and self._api_remaining <= floor
 
     def observe_api(self, limit: int | None, remaining: int | None) -> None:
         """Record the API's own view of the key's credits (response headers or rate_limit_status)."""

@@ -51,6 +51,11 @@ class Plan:
     gets: tuple[int, ...]
 
     @property
+    def jobs(self) -> int:
+        """How many jobs the plan refreshes."""
+        return len(set(self.gets).union(*self.expected.values()))
+
+    @property
     def estimated_credits(self) -> int:
         """Credits the plan costs before confirmations, with the page counts it was planned on."""
         return len(self.list_statuses) + len(self.gets)

@@ -42,7 +42,7 @@ from exporter.client import (
 from exporter.client import Timeout as ApiTimeout
 from exporter.config import Config
 from exporter.model import InvalidPayload, Job, JobStatus, parse_job, parse_job_list
-from exporter.planner import PAGE_SIZE, ListCosts, confirmations, plan_cycle
+from exporter.planner import PAGE_SIZE, ListCosts, Plan, confirmations, plan_cycle
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,21 @@ class Poller:
         self._next_cycle = max(started + self._interval, self._clock())
 
     def _run_cycle(self) -> None:
+        plan, missing = self._plan()
+        found: set[int] = set()
+        for status in plan.list_statuses:
+            found |= self._read_list(status, plan.expected[status])
+        self._refresh_each([*plan.gets, *confirmations(plan, found), *missing])
+        self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
+        # Pace by what the next cycle will cost: the first one, with every job still unseen, costs more once.
+        upcoming, _ = self._plan()
+        self._set_interval(
+            upcoming.estimated_credits, len(upcoming.gets) + sum(map(len, upcoming.expected.values()))
+        )
+        self._publish()
+
+    def _plan(self) -> tuple[Plan, list[int]]:
+        """The calls that refresh every job due now, and the missing jobs due for their rare recheck."""
         now = self._clock()
         states = self._cache.states()
         refresh: dict[int, JobStatus | None] = {}
@@ -161,16 +176,7 @@ class Poller:
                 continue
             refresh[state.job_id] = state.job.status if state.job else None
         missing = [s.job_id for s in states if s.missing and self._missing_recheck.get(s.job_id, 0.0) <= now]
-        plan = plan_cycle(refresh, self._costs)
-        self._set_interval(plan.estimated_credits + len(missing), len(refresh))
-
-        found: set[int] = set()
-        for status in plan.list_statuses:
-            found |= self._read_list(status, plan.expected[status])
-        self._refresh_each([*plan.gets, *confirmations(plan, found), *missing])
-
-        self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
-        self._publish()
+        return plan_cycle(refresh, self._costs), missing
 
     def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
         """Read the pages of one status list until every expected job was seen (or the list ends)."""
