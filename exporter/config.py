@@ -69,6 +69,7 @@ class Config:
     jobs: tuple[int, ...]
     polling: PollingConfig = PollingConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
+    state_file: str | None = None
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -90,7 +91,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
 
 def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     """Validate an already parsed YAML document; separate from load_config so that the demo can build one."""
-    root = _mapping(document, "config", {"api", "jobs", "polling", "rate_limit"})
+    root = _mapping(document, "config", {"api", "jobs", "polling", "rate_limit", "state_file"})
     api = _mapping(
         root.get("api"),
         "api",
@@ -109,7 +110,6 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
     if not base_url.startswith(("https://", "http://")):
         raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
     key_file: str | None = _string(api, "api.api_key_file")
-    ca_file: str | None = _string(api, "api.ca_file")
 
     return Config(
         api=ApiConfig(
@@ -118,7 +118,7 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
             base_url=base_url,
             timeout_seconds=_positive(api, "api.timeout_seconds", 10.0),
             max_response_bytes=_positive_int(api, "api.max_response_bytes", 10 * 1024 * 1024),
-            ca_file=str(base_dir / ca_file) if ca_file else None,
+            ca_file=_optional_path(api, "api.ca_file", base_dir),
         ),
         jobs=_job_ids(root.get("jobs")),
         polling=PollingConfig(
@@ -127,6 +127,7 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
             concurrency=_positive_int(polling, "polling.concurrency", 4),
         ),
         rate_limit=_rate_limit(rate),
+        state_file=_optional_path(root, "state_file", base_dir),
     )
 
 
@@ -139,6 +140,11 @@ def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
         window_seconds=_positive(rate, "rate_limit.window_seconds", 3600.0),
         reserve=reserve,
     )
+
+
+def _optional_path(section: Mapping[str, Any], key: str, base_dir: Path) -> str | None:
+    value: str | None = _string(section, key)
+    return None if value is None else str(base_dir / value)
 
 
 def _job_ids(value: Any) -> tuple[int, ...]:

@@ -43,6 +43,7 @@ from exporter.client import Timeout as ApiTimeout
 from exporter.config import Config
 from exporter.model import InvalidPayload, Job, JobStatus, parse_job, parse_job_list
 from exporter.planner import PAGE_SIZE, ListCosts, Plan, confirmations, plan_cycle
+from exporter.state import load_final_jobs, save_final_jobs
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ class Poller:
         self._heartbeat = clock()
         self._interval = config.polling.interval_seconds
         self._pool: ThreadPoolExecutor | None = None
+        self._saved_final: frozenset[int] = frozenset()
         cache.set_watched(config.jobs)
+        self._restore_state()
         self._publish()
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ class Poller:
             found |= self._read_list(status, plan.expected[status])
         self._refresh_each([*plan.gets, *confirmations(plan, found), *missing])
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
+        self._save_state()
         # Pace by what the next cycle will cost: the first one, with every job still unseen, costs more once.
         upcoming, _ = self._plan()
         self._set_interval(
@@ -350,6 +354,36 @@ class Poller:
             return
         self._cache.record_request("rate_limit_status", "success")
         self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
+
+    # --- the state file ---------------------------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        """Final jobs from the state file go straight into the cache: they cost no credit after a restart."""
+        if self._config.state_file is None:
+            return
+        watched = set(self._config.jobs)
+        restored = {
+            job_id: entry
+            for job_id, entry in load_final_jobs(self._config.state_file, self._config.api.account_id).items()
+            if job_id in watched
+        }
+        for job, when in restored.values():
+            self._cache.record_jobs([job], when)
+        self._saved_final = frozenset(restored)
+        if restored:
+            log.info("state file: %d final jobs restored; they will not be fetched again", len(restored))
+
+    def _save_state(self) -> None:
+        if self._config.state_file is None:
+            return
+        final = {
+            state.job_id: (state.job, state.last_success)
+            for state in self._cache.states()
+            if state.job is not None and state.is_final and state.last_success is not None
+        }
+        if frozenset(final) != self._saved_final:
+            save_final_jobs(self._config.state_file, self._config.api.account_id, final)
+            self._saved_final = frozenset(final)
 
     # --- configuration, interval, publication ----------------------------------------------------------------
 

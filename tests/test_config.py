@@ -79,7 +79,7 @@ BAD = [
     ),
     (
         "api: {account_id: acme}\njobs: [1]\npoling: {}\n",
-        "poling: unknown key (known: api, jobs, polling, rate_limit)",
+        "poling: unknown key (known: api, jobs, polling, rate_limit, state_file)",
     ),
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
     (
