@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from exporter.budget import BudgetSnapshot
-from exporter.model import Job
+from exporter.model import Job, JobStatus
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,32 @@ class JobState:
 
 
 @dataclass(frozen=True)
+class PackageState:
+    """A package across its runs: kept when its jobs age out, so "no success in 26 hours" stays answerable."""
+
+    package_id: int
+    name: str | None = None
+    last_finished: Job | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+
+    def seen(self, job: Job) -> PackageState:
+        """This package after seeing `job` (any status: its name may be new; a final one may be its latest)."""
+        state = replace(self, name=job.package_name or self.name)
+        finished = job.finished_at
+        if not job.status.is_final or finished is None:
+            return state
+        latest = self.last_finished
+        if latest is None or latest.finished_at is None or finished >= latest.finished_at:
+            state = replace(state, last_finished=job)
+        if job.status is JobStatus.COMPLETED:
+            state = replace(state, last_success=max(finished, self.last_success or finished))
+        elif job.status is JobStatus.FAILED:
+            state = replace(state, last_failure=max(finished, self.last_failure or finished))
+        return state
+
+
+@dataclass(frozen=True)
 class ExporterState:
     """The exporter's own health, as the poller last published it."""
 
@@ -49,6 +75,8 @@ class ExporterState:
     ready: bool = False
     config_reload_ok: bool = True
     config_reload_time: float | None = None
+    discovered_jobs: int | None = None
+    discovery_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,7 @@ class CacheSnapshot:
     version: int
     jobs: tuple[JobState, ...]
     exporter: ExporterState
+    packages: tuple[PackageState, ...] = ()
 
 
 class JobCache:
@@ -66,6 +95,7 @@ class JobCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[int, JobState] = {}
+        self._packages: dict[int, PackageState] = {}
         self._exporter = ExporterState()
         self._requests: Counter[tuple[str, str]] = Counter()
         self._version = 0
@@ -98,6 +128,9 @@ class JobCache:
                     continue  # a list page also carries jobs nobody watches
                 after = replace(before, job=job, last_success=now, last_attempt_ok=True, missing=False)
                 self._jobs[job.id] = after
+                if job.package_id is not None:
+                    package = self._packages.get(job.package_id) or PackageState(job.package_id)
+                    self._packages[job.package_id] = package.seen(job)
                 changes.append((before, after))
             self._version += 1
         return changes

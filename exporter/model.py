@@ -80,6 +80,8 @@ class Job:
     package_name: str | None = None
     started_at: float | None = None
     updated_at: float | None = None
+    created_at: float | None = None
+    finished_at: float | None = None
     errors: str | None = None
     unusable: tuple[str, ...] = ()
 
@@ -129,9 +131,10 @@ def parse_job(payload: Any) -> Job:
         o.records_count is None or o.name is None for o in outputs
     ):
         unusable.append("outputs")
+    status = JobStatus.parse(raw_status)
     return Job(
         id=job_id,
-        status=JobStatus.parse(raw_status),
+        status=status,
         raw_status=raw_status,
         progress=progress,
         runtime_seconds=runtime,
@@ -140,9 +143,22 @@ def parse_job(payload: Any) -> Job:
         package_name=package_name,
         started_at=parse_timestamp(payload.get("started_at")),
         updated_at=parse_timestamp(payload.get("updated_at")),
+        created_at=parse_timestamp(payload.get("created_at")),
+        finished_at=_finished_at(payload, status),
         errors=errors if isinstance(errors, str) and errors else None,
         unusable=tuple(unusable),
     )
+
+
+def _finished_at(payload: dict[str, Any], status: JobStatus) -> float | None:
+    """When a final job ended: completed_at / failed_at, else updated_at (documented examples leave both null)."""
+    if not status.is_final:
+        return None
+    for field in ("completed_at", "failed_at", "updated_at"):
+        moment = parse_timestamp(payload.get(field))
+        if moment is not None:
+            return moment
+    return None
 
 
 def _fill_output(output: JobOutput, previous: JobOutput | None) -> JobOutput:

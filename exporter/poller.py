@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +41,7 @@ from exporter.client import (
 )
 from exporter.client import Timeout as ApiTimeout
 from exporter.config import Config
+from exporter.discovery import Discovery
 from exporter.model import InvalidPayload, Job, JobStatus, parse_job, parse_job_list
 from exporter.planner import PAGE_SIZE, ListCosts, Plan, confirmations, plan_cycle
 from exporter.state import load_final_jobs, save_final_jobs
@@ -52,6 +53,7 @@ T = TypeVar("T")
 # Outcomes that say the API could not be reached or would not serve us: integrateio_api_up goes to 0.
 DOWN_ERRORS = (Unauthorized, Forbidden, ConnectionFailed, ApiTimeout, ServerError)
 MAX_SKIPPED_CYCLES = 16
+MAX_DISCOVERY_PAGES = 10  # per package and cycle: 1,000 runs younger than max_age_seconds is plenty
 
 
 class Stopping(Exception):
@@ -100,6 +102,8 @@ class Poller:
         self._interval = config.polling.interval_seconds
         self._pool: ThreadPoolExecutor | None = None
         self._saved_final: frozenset[int] = frozenset()
+        self._static = frozenset(config.jobs)
+        self._discovery = Discovery(config.discover, config.shard) if config.discover else None
         cache.set_watched(config.jobs)
         self._restore_state()
         self._publish()
@@ -154,7 +158,8 @@ class Poller:
         self._next_cycle = max(started + self._interval, self._clock())
 
     def _run_cycle(self) -> None:
-        plan, missing = self._plan()
+        fresh = self._discover(self._discovery) if self._discovery is not None else set()
+        plan, missing = self._plan(skip=fresh)
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
@@ -162,19 +167,19 @@ class Poller:
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         self._save_state()
         # Pace by what the next cycle will cost: the first one, with every job still unseen, costs more once.
-        upcoming, _ = self._plan()
-        self._set_interval(
-            upcoming.estimated_credits, len(upcoming.gets) + sum(map(len, upcoming.expected.values()))
-        )
+        upcoming, _ = self._plan(skip=fresh)
+        discovering = len(self._discovery.config.package_ids) if self._discovery is not None else 0
+        self._set_interval(upcoming.estimated_credits + discovering, upcoming.jobs + len(fresh))
         self._publish()
 
-    def _plan(self) -> tuple[Plan, list[int]]:
-        """The calls that refresh every job due now, and the missing jobs due for their rare recheck."""
+    def _plan(self, skip: set[int]) -> tuple[Plan, list[int]]:
+        """The calls that refresh every job due now (but those in `skip`, just refreshed by discovery), and the
+        missing jobs due for their rare recheck."""
         now = self._clock()
         states = self._cache.states()
         refresh: dict[int, JobStatus | None] = {}
         for state in states:
-            if state.is_final or state.missing:
+            if state.is_final or state.missing or state.job_id in skip:
                 continue
             if self._retries.get(state.job_id, _Retry()).not_before > now:
                 continue
@@ -187,25 +192,13 @@ class Poller:
         watched = {state.job_id for state in self._cache.states()}
         found: set[int] = set()
         pages = 0
-        next_url: str | None = None
         try:
-            while True:
-                if next_url is None:
-                    params = {
-                        "status": status.value,
-                        "limit": PAGE_SIZE,
-                        "sort": "created",
-                        "direction": "desc",
-                    }
-                    jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs, **params), _page)
-                else:
-                    request = partial(self._client.list_jobs_page, next_url)
-                    jobs, next_url = self._call("list_jobs", request, _page)
+            for jobs in self._pages(status=status.value):
                 pages += 1
                 mine = [job for job in jobs if job.id in watched]
                 self._store(mine)
                 found.update(job.id for job in mine)
-                if expected <= found or next_url is None:
+                if expected <= found:
                     break
         except ApiError as error:
             for job_id in expected - found:
@@ -213,6 +206,54 @@ class Poller:
             return found | expected  # not confirmed one by one: a failed list is retried next cycle
         self._costs.learn(status, pages)
         return found
+
+    def _pages(self, **params: str | int) -> Iterator[list[Job]]:
+        """The pages of `GET /jobs` (newest first, 100 a page), each one credit, read as the caller goes."""
+        query: dict[str, str | int] = {"limit": PAGE_SIZE, "sort": "created", "direction": "desc", **params}
+        jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs, **query), _page)
+        yield jobs
+        while next_url is not None:
+            jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs_page, next_url), _page)
+            yield jobs
+
+    # --- discovery --------------------------------------------------------------------------------------------
+
+    def _discover(self, discovery: Discovery) -> set[int]:
+        """Read each package's newest runs; new ones join, old final ones leave. Returns the jobs refreshed."""
+        now = self._wall_clock()
+        horizon = discovery.horizon(now)
+        refreshed: list[Job] = []
+        for package_id in discovery.config.package_ids:
+            try:
+                for pages, jobs in enumerate(self._pages(package_id=package_id), start=1):
+                    refreshed += discovery.offer(jobs, now, self._final_since)
+                    oldest = min((job.created_at for job in jobs if job.created_at is not None), default=None)
+                    if not jobs or (oldest is not None and oldest < horizon) or pages >= MAX_DISCOVERY_PAGES:
+                        break
+            except ApiError:
+                continue  # counted by _call; the package is read again next cycle
+        gone = discovery.age_out(now, self._final_since)
+        if gone:
+            log.info(
+                "discovery: %d finished jobs older than %gs leave /metrics",
+                len(gone),
+                discovery.config.max_age_seconds,
+            )
+        self._cache.set_watched(
+            [*self._config.jobs, *(i for i in discovery.job_ids if i not in self._static)]
+        )
+        self._store(refreshed)
+        self._cache.update_exporter(
+            discovered_jobs=len(discovery.job_ids), discovery_dropped=discovery.dropped_total
+        )
+        return {job.id for job in refreshed}
+
+    def _final_since(self, job_id: int) -> float | None:
+        """When a watched job finished (its finish time, else when we saw it final); None while it is not final."""
+        state = self._cache.get(job_id)
+        if state is None or not state.is_final or state.job is None:
+            return None
+        return state.job.finished_at or state.last_success
 
     def _refresh_each(self, job_ids: list[int]) -> None:
         """Single GETs, up to `polling.concurrency` at a time: a cold start of thousands of final jobs, or an
@@ -402,6 +443,8 @@ class Poller:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._budget.configure(config.rate_limit)
+        self._static = frozenset(config.jobs)
+        self._discovery = Discovery(config.discover, config.shard) if config.discover else None
         self._cache.set_watched(config.jobs)
         self._next_cycle = 0.0  # new jobs are fetched now, not one interval later
         log.info(

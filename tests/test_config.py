@@ -74,12 +74,12 @@ BAD = [
     ("api: {account_id: acme}\njobs: 157\n", "jobs: must be a list of job ids, got an integer"),
     (
         "api: {account_id: acme, colour: red}\njobs: [1]\n",
-        "api.colour: unknown key (known: account_id, api_key_file, base_url, ca_file, max_response_bytes, "
-        "timeout_seconds)",
+        "api.colour: unknown key (known: account_id, api_key_env, api_key_file, base_url, ca_file, "
+        "max_response_bytes, timeout_seconds)",
     ),
     (
         "api: {account_id: acme}\njobs: [1]\npoling: {}\n",
-        "poling: unknown key (known: api, jobs, polling, rate_limit, state_file)",
+        "poling: unknown key (known: api, discover, jobs, polling, rate_limit, state_file)",
     ),
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
     (
