@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import re
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.app import App
-from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig, load_config
+from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig, Shard, load_config
 from exporter.errors import ConfigError
 from exporter.server import parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="exporter-toolkit web config: TLS and basic auth for scrapers",
     )
+    parser.add_argument(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="watch only the jobs whose id hashes to INDEX of COUNT replicas, with 1/COUNT of the credits; "
+        "INDEX 'auto' takes the trailing number of the hostname (a StatefulSet pod's ordinal)",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     parser.add_argument(
@@ -74,6 +81,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"integrateio-exporter: {error}", file=sys.stderr)
         return 2
+
+
+def parse_shard(text: str, hostname: str) -> Shard:
+    """`1/3`, or `auto/3` with the index from the hostname's trailing `-N` (pod `exporter-2` is shard 2)."""
+    index_text, sep, count_text = text.partition("/")
+    if not sep or not count_text.isdigit() or int(count_text) < 1:
+        raise ConfigError("--shard", f"must be INDEX/COUNT, like 0/3 or auto/3, got {text!r}")
+    count = int(count_text)
+    if index_text == "auto":
+        match = re.search(r"-(\d+)$", hostname)
+        if match is None:
+            raise ConfigError(
+                "--shard", f"auto needs a hostname ending in -N (a StatefulSet pod), got {hostname!r}"
+            )
+        index_text = match.group(1)
+    if not index_text.isdigit() or int(index_text) >= count:
+        raise ConfigError("--shard", f"the index must be a number from 0 to {count - 1}, got {index_text!r}")
+    return Shard(int(index_text), count)
 
 
 def setup_logging(level: str) -> None:

@@ -4,8 +4,8 @@ On Integrate.io every run of a package is a new job with a new id, so a fixed li
 next scheduled run. Discovery reads each package's newest jobs (the poller does the I/O, one list page per
 package per cycle in the common case) and decides here, without I/O, what to watch:
 
-- a job joins when it belongs to this shard, is in one of `statuses` (when given), and is younger than
-  `max_age_seconds` — once joined it is followed to its final state, whatever its status;
+- a job joins when it belongs to this shard, is in one of `statuses` (when given), and is not final or
+  finished less than `max_age_seconds` ago — once joined it is followed to its final state, whatever its status;
 - a final job leaves when it finished more than `max_age_seconds` ago, so series do not grow forever;
 - never more than `max_jobs`: to make room for a new run the oldest final job leaves early; when every
   watched run is still going, the new run is refused. Either way it is counted and logged, never silent.

@@ -182,3 +182,92 @@ def test_version_flag() -> None:
     from exporter import __version__
 
     assert result.stdout == f"integrateio-exporter {__version__}\n"
+
+
+ACCOUNTS = """
+accounts:
+  - name: prod
+    api: {account_id: acme, api_key_env: KEY_PROD}
+    jobs: [1, 2]
+    rate_limit: {credits: 3000}
+  - api: {account_id: beta}
+    discover: {package_ids: [434, 512], statuses: [running, failed], max_age_seconds: 600, max_jobs: 50}
+"""
+
+
+def test_several_accounts_each_with_its_own_key_and_budget(tmp_path: Path) -> None:
+    from exporter.config import load_configs
+    from exporter.model import JobStatus
+
+    prod, beta = load_configs(write(tmp_path, ACCOUNTS), environ={"KEY_PROD": "p-key", API_KEY_ENV: "b-key"})
+    assert (prod.name, prod.api.account_id, prod.api.api_key, prod.jobs, prod.labelled) == (
+        "prod",
+        "acme",
+        "p-key",
+        (1, 2),
+        True,
+    )
+    assert prod.rate_limit.allowed == 2700
+    assert (beta.name, beta.api.api_key, beta.jobs) == ("beta", "b-key", ())
+    assert beta.discover is not None
+    assert beta.discover.package_ids == (434, 512)
+    assert beta.discover.statuses == (JobStatus.RUNNING, JobStatus.FAILED)
+    assert (beta.discover.max_age_seconds, beta.discover.max_jobs) == (600.0, 50)
+
+
+BAD_ACCOUNTS = [
+    ("accounts: []\n", "accounts: must be a non-empty list of accounts"),
+    ("accounts: [{api: {account_id: a}, jobs: [1]}]\njobs: [2]\n", "jobs: unknown key (known: accounts)"),
+    (
+        "accounts:\n  - api: {account_id: a}\n    jobs: [0]\n",
+        "accounts[0].jobs[0]: must be a positive integer, got 0",
+    ),
+    (
+        "accounts:\n  - {api: {account_id: a}, jobs: [1]}\n  - {api: {account_id: a}, jobs: [2]}\n",
+        "accounts[1].name: 'a' is used by two accounts",
+    ),
+    (
+        "accounts:\n  - {api: {account_id: a, api_key_env: NOPE}, jobs: [1]}\n",
+        "accounts[0].api.api_key_file: no API key: set api.api_key_file or the NOPE environment variable",
+    ),
+    (
+        "api: {account_id: a}\ndiscover: {package_ids: []}\n",
+        "discover.package_ids: must be a non-empty list of package ids",
+    ),
+    (
+        "api: {account_id: a}\ndiscover: {package_ids: [1], statuses: [done]}\n",
+        "discover.statuses[0]: must be one of idle, pending, queued, running, completed, failed, pending_stoppage, "
+        "stopping, stopped, got 'done'",
+    ),
+    (
+        "api: {account_id: a}\ndiscover: {package_ids: [1], max_jobs: 0}\n",
+        "discover.max_jobs: must be greater than 0, got 0",
+    ),
+    (
+        "api: {account_id: a}\nname: x\njobs: [1]\n",
+        "name: unknown key (known: api, discover, jobs, polling, rate_limit, state_file)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_ACCOUNTS)
+def test_bad_accounts_and_discovery_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    from exporter.config import load_configs
+
+    with pytest.raises(ConfigError) as caught:
+        load_configs(write(tmp_path, text), environ={API_KEY_ENV: "k"})
+    assert str(caught.value) == message
+
+
+def test_shards_partition_the_jobs_exactly(tmp_path: Path) -> None:
+    from exporter.config import Shard
+
+    config = load_config(
+        write(tmp_path, GOOD.replace("[157, 158]", str(list(range(1, 1001))))), environ={API_KEY_ENV: "k"}
+    )
+    parts = [config.sharded(Shard(index, 3)) for index in range(3)]
+    owned = [set(part.jobs) for part in parts]
+    assert set().union(*owned) == set(range(1, 1001))
+    assert sum(len(part) for part in owned) == 1000
+    assert all(250 < len(part) < 420 for part in owned)  # crc32 spreads ids evenly
+    assert [part.rate_limit.credits for part in parts] == [1666, 1666, 1666]
