@@ -5,7 +5,8 @@ cluster). Every manifest rendered with the default values, and with every option
 validated against the Kubernetes OpenAPI schemas that PyPI's `kubernetes-validate` ships inside its wheel
 (strict: unknown fields are errors), for the oldest Kubernetes the chart supports (1.25) and the newest the
 package knows. The Prometheus Operator's ServiceMonitor and PrometheusRule are CRDs without a shipped schema:
-their structure is asserted here.
+their structure is asserted here. The configuration the chart renders (one account, discovery, several
+accounts) is read back by the exporter's own parser, and the container's flags by its own argument parser.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from exporter.cli import build_parser
-from exporter.config import parse_config
+from exporter.cli import build_parser, parse_shard
+from exporter.config import Shard, parse_config, parse_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm/integrateio-exporter"
@@ -90,6 +91,26 @@ FULL: dict[str, Any] = {
     "prometheusRule": {"enabled": True, "additionalLabels": KUBE_PROMETHEUS_STACK},
     "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Integrate.io"}},
 }
+HEADLESS = f"{FULLNAME}-headless"
+SHARDED: dict[str, Any] = {
+    **MINIMAL,
+    "sharding": {"enabled": True, "replicas": 3},
+    "podDisruptionBudget": {"enabled": True},
+    "serviceMonitor": {"enabled": True},
+}
+ACCOUNTS: list[dict[str, Any]] = [
+    {"name": "prod", "api": {"account_id": "acme", "api_key_env": "ACME_API_KEY"}, "jobs": [157, 1234567]},
+    {
+        "api": {"account_id": "acme-staging", "timeout_seconds": 3},
+        "discover": {"package_ids": [42], "statuses": ["running", "failed"], "max_jobs": 50},
+        "rate_limit": {"credits": 2000},
+    },
+]
+MULTI_ACCOUNT: dict[str, Any] = {
+    "config": {"accounts": ACCOUNTS, "polling": {"interval_seconds": 30}},
+    "apiKey": {"value": "k-123"},
+    "extraSecretEnv": [{"name": "ACME_API_KEY", "secretName": "integrateio-acme", "key": "api-key"}],
+}
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "minimal": MINIMAL,
@@ -100,6 +121,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         **MINIMAL,
         "webConfig": {"tls": {"enabled": False}, "basicAuthUsers": {"p": "$2y$x"}},
     },
+    "sharded": SHARDED,
+    "multi-account": MULTI_ACCOUNT,
 }
 
 
@@ -128,8 +151,20 @@ def only(manifests: list[dict[str, Any]], kind: str, name: str | None = None) ->
     return found[0]
 
 
+def workload(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Deployment, or the StatefulSet with sharding: exactly one of them."""
+    found = [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, [m["kind"] for m in found]
+    return found[0]
+
+
+def pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload(manifests)["spec"]["template"]["spec"]
+    return spec
+
+
 def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     (exporter,) = pod["containers"]
     assert isinstance(exporter, dict)
     return exporter
@@ -190,7 +225,10 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         if manifest["kind"] in CRD_KINDS:
             continue  # no schema shipped for CRDs: asserted by the ServiceMonitor/PrometheusRule tests below
         kubernetes_validate.validate(manifest, kube_version, strict=True)
-    expected = ["ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    sharded = name == "sharded"
+    expected = ["ConfigMap", "StatefulSet" if sharded else "Deployment", "Service", "ServiceAccount"]
+    if sharded:
+        expected += ["Service", "PodDisruptionBudget"]  # the headless Service; the PDB is on in SHARDED
     if name != "defaults" and not VALUE_SETS[name]["apiKey"].get("existingSecret"):
         expected.append("Secret")  # the API key
     if name in ("full", "basic-auth-only"):
@@ -218,7 +256,7 @@ def test_tls_without_a_certificate_secret_is_refused(chart: helm.Chart) -> None:
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_hardened_security_context(chart: helm.Chart, name: str) -> None:
     manifests = render(chart, VALUE_SETS[name])
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
         "runAsUser": 65532,
@@ -292,11 +330,12 @@ def test_container_args_are_flags_the_exporter_accepts(chart: helm.Chart, name: 
     web = any(volume["name"] == "web-config" for volume in exporter["volumeMounts"])
     expected = "/var/run/secrets/integrateio-exporter/web/web-config.yml" if web else None
     assert args.web_config_file == expected
+    assert args.shard == ("auto/3" if name == "sharded" else None)
 
 
 def test_scheduling_values_pass_through(chart: helm.Chart) -> None:
     manifests = render(chart, FULL)
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
         assert pod[key] == FULL[key]
     exporter = container(manifests)
@@ -307,7 +346,7 @@ def test_scheduling_values_pass_through(chart: helm.Chart) -> None:
     template = only(manifests, "Deployment")["spec"]["template"]["metadata"]
     assert template["annotations"]["example.com/scrape"] == "false"
     assert template["labels"]["team"] == "data"
-    assert "nodeSelector" not in only(render(chart, MINIMAL), "Deployment")["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod_spec(render(chart, MINIMAL))
 
 
 # --- configuration and API key ------------------------------------------------------------------------------
@@ -336,7 +375,7 @@ def test_api_key_from_the_chart_secret_as_a_file(chart: helm.Chart) -> None:
     manifests = render(chart, MINIMAL)
     secret = only(manifests, "Secret", f"{FULLNAME}-api-key")
     assert secret["data"] == {"api-key": "ay0xMjM="}  # base64("k-123")
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     volume = next(v for v in pod["volumes"] if v["name"] == "api-key")
     assert volume["secret"] == {
         "secretName": f"{FULLNAME}-api-key",
@@ -350,7 +389,7 @@ def test_api_key_from_the_chart_secret_as_a_file(chart: helm.Chart) -> None:
 def test_existing_secret_as_a_file(chart: helm.Chart) -> None:
     manifests = render(chart, FULL)
     assert [m["metadata"]["name"] for m in manifests if m["kind"] == "Secret"] == [f"{FULLNAME}-web-config"]
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     volume = next(v for v in pod["volumes"] if v["name"] == "api-key")
     assert volume["secret"]["secretName"] == "integrateio"
     assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
@@ -365,7 +404,7 @@ def test_api_key_as_environment_variable(chart: helm.Chart, name: str, secret: s
         {"name": "INTEGRATEIO_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "api-key"}}}
     ]
     assert "api_key_file" not in rendered_config(manifests)["api"]
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     assert "api-key" not in [volume["name"] for volume in pod["volumes"]]
 
 
@@ -423,7 +462,7 @@ def test_web_config_with_tls_and_basic_auth(chart: helm.Chart) -> None:
         },
         "basic_auth_users": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"},
     }
-    pod = only(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = pod_spec(manifests)
     tls = next(v for v in pod["volumes"] if v["name"] == "tls")
     assert tls["secret"]["secretName"] == "exporter-tls"
     for probe in ("livenessProbe", "readinessProbe"):
@@ -436,9 +475,7 @@ def test_basic_auth_without_tls_keeps_http(chart: helm.Chart) -> None:
     web = yaml.safe_load(only(manifests, "Secret", f"{FULLNAME}-web-config")["stringData"]["web-config.yml"])
     assert web == {"basic_auth_users": {"p": "$2y$x"}}
     assert container(manifests)["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
-    assert "tls" not in [
-        v["name"] for v in only(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    ]
+    assert "tls" not in [v["name"] for v in pod_spec(manifests)["volumes"]]
 
 
 # --- ServiceMonitor, PrometheusRule, dashboard --------------------------------------------------------------
@@ -542,6 +579,232 @@ def test_grafana_dashboard_config_map(chart: helm.Chart) -> None:
     assert relabelled["metadata"]["namespace"] == "grafana"
 
 
+# --- sharding: StatefulSet, headless Service, PodDisruptionBudget --------------------------------------------
+
+
+def test_sharding_renders_a_statefulset_instead_of_the_deployment(chart: helm.Chart) -> None:
+    manifests = render(chart, SHARDED)
+    assert [m["kind"] for m in manifests if m["kind"] == "Deployment"] == []
+    statefulset = only(manifests, "StatefulSet", FULLNAME)
+    spec = statefulset["spec"]
+    assert (spec["replicas"], spec["serviceName"], spec["podManagementPolicy"]) == (3, HEADLESS, "Parallel")
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert "volumeClaimTemplates" not in spec  # nothing to keep: a restarted shard refreshes its jobs
+    # the same hardened pod as the Deployment's, plus the shard flag
+    plain = only(render(chart, MINIMAL), "Deployment")["spec"]["template"]["spec"]
+    assert {**spec["template"]["spec"], "containers": []} == {**plain, "containers": []}
+    exporter = container(manifests)
+    assert exporter["args"][-1] == "--shard=auto/3"
+    assert exporter["args"][:-1] == container(render(chart, MINIMAL))["args"]
+
+
+@pytest.mark.parametrize("ordinal", [0, 1, 2])
+def test_each_statefulset_pod_takes_its_shard_from_its_hostname(chart: helm.Chart, ordinal: int) -> None:
+    """A StatefulSet pod's hostname is <statefulset>-<ordinal>: `--shard auto/3` makes it shard <ordinal>."""
+    manifests = render(chart, SHARDED)
+    args = build_parser().parse_args(container(manifests)["args"])
+    hostname = f"{only(manifests, 'StatefulSet')['metadata']['name']}-{ordinal}"
+    assert parse_shard(args.shard, hostname) == Shard(ordinal, 3)
+
+
+def test_sharding_adds_a_headless_service_that_is_not_scraped(chart: helm.Chart) -> None:
+    manifests = render(chart, SHARDED)
+    headless = only(manifests, "Service", HEADLESS)
+    assert headless["spec"]["clusterIP"] == "None"
+    pod_labels = workload(manifests)["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= pod_labels.items()
+    assert headless["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 9863, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    # The ServiceMonitor selects the ordinal Service only; selecting both would scrape every pod twice (two
+    # `job` labels), which would also split the pods' package series in the rules' `by (job, …)`.
+    service = only(manifests, "Service", FULLNAME)
+    selector = only(manifests, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert not selector.items() <= headless["metadata"]["labels"].items()
+    assert "clusterIP" not in service["spec"]
+
+
+def test_without_sharding_there_is_no_statefulset(chart: helm.Chart) -> None:
+    for values in (MINIMAL, FULL, with_changes(MINIMAL, sharding={"enabled": False, "replicas": 5})):
+        kinds = [m["kind"] for m in render(chart, values)]
+        assert "StatefulSet" not in kinds and "PodDisruptionBudget" not in kinds
+        assert kinds.count("Service") == 1
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ({"enabled": True}, {"maxUnavailable": 1}),
+        ({"enabled": True, "maxUnavailable": "50%"}, {"maxUnavailable": "50%"}),
+        ({"enabled": True, "minAvailable": 2}, {"minAvailable": 2}),
+    ],
+)
+def test_pod_disruption_budget(chart: helm.Chart, budget: dict[str, Any], expected: dict[str, Any]) -> None:
+    for values in (
+        with_changes(SHARDED, podDisruptionBudget=budget),
+        with_changes(MINIMAL, podDisruptionBudget=budget),
+    ):
+        manifests = render(chart, values)
+        pdb = only(manifests, "PodDisruptionBudget", FULLNAME)
+        assert pdb["apiVersion"] == "policy/v1"
+        selector = pdb["spec"].pop("selector")["matchLabels"]
+        assert pdb["spec"] == expected
+        assert selector.items() <= workload(manifests)["spec"]["template"]["metadata"]["labels"].items()
+        kubernetes_validate.validate(pdb, KUBE_VERSIONS[0], strict=True)
+
+
+def test_pod_disruption_budget_takes_one_bound_only(chart: helm.Chart) -> None:
+    budget = {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}
+    with pytest.raises(helm.HelmRenderError, match="not both"):
+        render_raw(chart, with_changes(SHARDED, podDisruptionBudget=budget))
+
+
+# --- several accounts, discovery, keys from Secrets ----------------------------------------------------------
+
+
+def test_extra_secret_env_exposes_one_key_per_account(chart: helm.Chart) -> None:
+    manifests = render(chart, MULTI_ACCOUNT)
+    env = container(manifests)["env"]
+    assert env == [
+        {
+            "name": "ACME_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "integrateio-acme", "key": "api-key"}},
+        }
+    ]
+    # beside the key as an environment variable (mountAs: env) and the user's own variables, in that order
+    values = with_changes(
+        MULTI_ACCOUNT, apiKey={"value": "k-123", "mountAs": "env"}, extraEnv=[{"name": "TZ", "value": "UTC"}]
+    )
+    names = [variable["name"] for variable in container(render(chart, values))["env"]]
+    assert names == ["INTEGRATEIO_API_KEY", "ACME_API_KEY", "TZ"]
+
+
+def test_several_accounts_render_a_config_the_exporter_accepts(chart: helm.Chart) -> None:
+    manifests = render(chart, MULTI_ACCOUNT)
+    config = rendered_config(manifests)
+    assert list(config) == ["accounts"]  # nothing beside accounts: the exporter allows nothing else
+    prod, staging = config["accounts"]
+    # the top-level api (but account_id), polling and rate_limit of values.yaml are every account's defaults
+    assert prod["api"] == {
+        "account_id": "acme",
+        "api_key_env": "ACME_API_KEY",  # its own key: the chart's key file is not forced on it
+        "base_url": "https://api.xplenty.com",
+        "timeout_seconds": 10,
+    }
+    assert staging["api"] == {
+        "account_id": "acme-staging",
+        "api_key_file": "/var/run/secrets/integrateio-exporter/api-key/api-key",  # the chart's key (apiKey)
+        "base_url": "https://api.xplenty.com",
+        "timeout_seconds": 3,  # its own value wins
+    }
+    assert prod["polling"] == staging["polling"] == {"interval_seconds": 30, "missing_recheck_seconds": 3600}
+    assert (prod["rate_limit"]["credits"], staging["rate_limit"]["credits"]) == (5000, 2000)
+    assert prod["jobs"] == [157, 1234567] and all(type(job) is int for job in prod["jobs"])
+    del staging["api"]["api_key_file"]
+    staging["api"]["api_key_env"] = "STAGING_KEY"
+    parsed = parse_configs(config, base_dir=Path("/"), environ={"ACME_API_KEY": "k1", "STAGING_KEY": "k2"})
+    assert [(c.name, c.labelled, c.jobs) for c in parsed] == [
+        ("prod", True, (157, 1234567)),
+        ("acme-staging", True, ()),
+    ]
+    assert parsed[1].discover is not None and parsed[1].discover.package_ids == (42,)
+    assert (parsed[0].polling.interval_seconds, parsed[1].rate_limit.credits) == (30, 2000)
+    assert (
+        "account_id is empty"
+        not in render_raw(chart, MULTI_ACCOUNT)["integrateio-exporter/templates/NOTES.txt"]
+    )
+
+
+def test_several_accounts_refuse_top_level_jobs(chart: helm.Chart) -> None:
+    for changes in ({"config__jobs": [1]}, {"config__api": {"account_id": "acme"}}):
+        with pytest.raises(helm.HelmRenderError, match=r"config\.accounts replaces"):
+            render_raw(chart, with_changes(MULTI_ACCOUNT, **changes))
+
+
+def test_discovery_without_job_ids(chart: helm.Chart) -> None:
+    values = with_changes(
+        MINIMAL, config__jobs=[], config__discover={"package_ids": [42, 43], "max_age_seconds": 7200}
+    )
+    manifests = render(chart, values)
+    config = rendered_config(manifests)
+    del config["api"]["api_key_file"]
+    parsed = parse_config(config, base_dir=Path("/"), environ={"INTEGRATEIO_API_KEY": "k"})
+    assert parsed.jobs == ()
+    assert parsed.discover is not None
+    assert (parsed.discover.package_ids, parsed.discover.max_age_seconds) == ((42, 43), 7200)
+    notes = render_raw(chart, values)["integrateio-exporter/templates/NOTES.txt"]
+    assert "config.jobs is empty" not in notes
+
+
+def test_own_key_variable_of_a_single_account_is_respected(chart: helm.Chart) -> None:
+    values = with_changes(
+        MINIMAL,
+        config__api={"account_id": "acme", "api_key_env": "ACME_API_KEY"},
+        apiKey={"value": ""},
+        extraSecretEnv=[{"name": "ACME_API_KEY", "secretName": "acme", "key": "token"}],
+    )
+    manifests = render(chart, values)
+    assert "api_key_file" not in rendered_config(manifests)["api"]
+    assert [variable["name"] for variable in container(manifests)["env"]] == ["ACME_API_KEY"]
+    assert "WARNING: no API key" not in render_raw(chart, values)["integrateio-exporter/templates/NOTES.txt"]
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"sharding": {"enabled": True, "replicas": 0}}, "/sharding/replicas"),
+        ({"sharding": {"enabled": True, "replicas": 2, "mode": "x"}}, "'mode' not allowed"),
+        ({"podDisruptionBudget": {"enabled": True, "minAvailable": "half"}}, "minAvailable"),
+        ({"extraSecretEnv": [{"name": "K", "secretName": "s"}]}, "key"),
+        ({"extraSecretEnv": [{"name": "1K", "secretName": "s", "key": "k"}]}, "/extraSecretEnv/0/name"),
+        ({"config": {"api": {"account_id": "a"}, "jobs": [], "discover": {}}}, "package_ids"),
+        (
+            {"config": {"api": {"account_id": "a"}, "jobs": [], "discover": {"package_ids": [0]}}},
+            "package_ids",
+        ),
+        (
+            {
+                "config": {
+                    "api": {"account_id": "a"},
+                    "jobs": [],
+                    "discover": {"package_ids": [1], "statuses": ["x"]},
+                }
+            },
+            "statuses",
+        ),
+        ({"config": {"accounts": [{"jobs": [1]}]}}, "api"),
+        ({"config": {"accounts": [{"api": {"account_id": "a"}, "jobz": [1]}]}}, "'jobz' not allowed"),
+        ({"config": {"accounts": []}}, "/config/accounts"),
+        ({"prometheusRule": {"packageNoRecentSuccessHours": 0}}, "packageNoRecentSuccessHours"),
+    ],
+)
+def test_schema_refuses_bad_new_values(chart: helm.Chart, values: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=complaint):
+        render_raw(chart, values)
+
+
+def test_package_alert_threshold_is_a_value(chart: helm.Chart) -> None:
+    def expr(hours: float | None) -> str:
+        rule_values: dict[str, Any] = {"enabled": True}
+        if hours is not None:
+            rule_values["packageNoRecentSuccessHours"] = hours
+        groups = only(render(chart, with_changes(MINIMAL, prometheusRule=rule_values)), "PrometheusRule")
+        (rule,) = [
+            rule
+            for group in groups["spec"]["groups"]
+            for rule in group["rules"]
+            if rule.get("alert") == "IntegrateioPackageNoRecentSuccess"
+        ]
+        text: str = rule["expr"]
+        return text
+
+    default = expr(None)
+    assert default.rstrip().endswith("> 26 * 3600")
+    assert expr(48) == default.replace("> 26 * 3600", "> 48 * 3600")
+    assert expr(1.5).rstrip().endswith("> 1.5 * 3600")
+
+
 # --- NOTES.txt ----------------------------------------------------------------------------------------------
 
 
@@ -554,3 +817,16 @@ def test_notes_warn_about_what_is_missing(chart: helm.Chart) -> None:
     assert "WARNING" not in full
     assert f"https://{FULLNAME}.{NAMESPACE}.svc:9863/metrics" in full
     assert 'with labels {"release":"kube-prometheus-stack"}' in full
+    assert "Sharded" not in full
+
+
+def test_notes_explain_sharding(chart: helm.Chart) -> None:
+    notes = render_raw(chart, SHARDED)["integrateio-exporter/templates/NOTES.txt"]
+    assert "WARNING" not in notes
+    assert f"Sharded over 3 pods (StatefulSet {FULLNAME}, headless Service {HEADLESS})" in notes
+    assert "--shard auto/3" in notes
+    assert "1/3 of rate_limit.credits" in notes
+    assert f"http://{FULLNAME}-0.{HEADLESS}.{NAMESPACE}.svc:9863/metrics" in notes
+    assert f"port-forward pod/{FULLNAME}-0 9863" in notes
+    accounts = render_raw(chart, MULTI_ACCOUNT)["integrateio-exporter/templates/NOTES.txt"]
+    assert "Accounts: prod, acme-staging (every series carries an account label)." in accounts

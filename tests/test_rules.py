@@ -33,15 +33,18 @@ EXPECTED_ALERTS = {
     "IntegrateioJobProgressFrozen",
     "IntegrateioJobMissing",
     "IntegrateioDataStale",
+    "IntegrateioPackageLastRunFailed",
+    "IntegrateioPackageNoRecentSuccess",
     "IntegrateioApiDown",
     "IntegrateioCreditsNearlyExhausted",
     "IntegrateioConfigReloadFailed",
     "IntegrateioExporterDown",
 }
 
-# Grafana's variables, replaced so that each dashboard expression is plain PromQL: all jobs and packages, and
-# fixed windows for the interval variables.
+# Grafana's variables, replaced so that each dashboard expression is plain PromQL: all accounts, jobs and
+# packages, and fixed windows for the interval variables.
 GRAFANA_VARIABLES = {
+    "account": ".*",
     "job_id": ".*",
     "package": ".*",
     "__rate_interval": "5m",
@@ -125,7 +128,13 @@ def test_promtool_check_rules() -> None:
 
 
 def test_promtool_unit_tests_pass() -> None:
-    assert [path.name for path in RULE_TESTS] == ["exporter.test.yaml", "healthy.test.yaml", "jobs.test.yaml"]
+    assert [path.name for path in RULE_TESTS] == [
+        "accounts.test.yaml",
+        "exporter.test.yaml",
+        "healthy.test.yaml",
+        "jobs.test.yaml",
+        "packages.test.yaml",
+    ]
     result = subprocess.run(
         [promtool(), "test", "rules", *map(str, RULE_TESTS)],
         capture_output=True,
@@ -217,6 +226,47 @@ def test_the_simple_alerts_are_exactly_as_specified() -> None:
     )
 
 
+PACKAGE_GROUPING = "by (job, account, package_id)"
+
+
+def grouping_lists(expr: str) -> list[list[str]]:
+    """The label lists of every `by (…)` and `on (…)` in `expr`."""
+    return [
+        [label.strip() for label in group.split(",") if label.strip()]
+        for group in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr)
+    ]
+
+
+def test_the_package_alerts_compare_replicas_through_their_timestamps() -> None:
+    """With --shard each replica reports the packages of its own jobs: the rules take the newest timestamps over
+    all instances of a scrape job (no `instance` in the grouping), per account and package."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    failed = " ".join(rules["IntegrateioPackageLastRunFailed"]["expr"].split())
+    failure = f"max {PACKAGE_GROUPING} (integrateio_package_last_failure_timestamp_seconds)"
+    success = (
+        f"max {PACKAGE_GROUPING} (max_over_time(integrateio_package_last_success_timestamp_seconds[1h]))"
+    )
+    assert f"( {failure} > {success} ) or ( {failure} unless on (job, account, package_id)" in failed
+    assert "for" not in rules["IntegrateioPackageLastRunFailed"]
+    stale = " ".join(rules["IntegrateioPackageNoRecentSuccess"]["expr"].split())
+    assert stale == f"time() - {success} > 26 * 3600"
+    for name in ("IntegrateioPackageLastRunFailed", "IntegrateioPackageNoRecentSuccess"):
+        for labels in grouping_lists(rules[name]["expr"]):
+            assert labels == ["job", "account", "package_id"], (name, labels)
+        assert "integrateio_package_info" in rules[name]["annotations"]["description"]
+
+
+def test_every_vector_matching_keeps_the_account_apart() -> None:
+    """`accounts:` puts an `account` label on every series, and two accounts can share job and package ids:
+    every `on (…)` / `by (…)` of the rules lists it (absent without `accounts:`, where it matches as empty)."""
+    for rule in alert_rules():
+        for labels in grouping_lists(rule["expr"]):
+            assert ACCOUNT_LABEL in labels, (rule["alert"], labels)
+        for text in rule["annotations"].values():
+            for query in re.findall(r'printf "([^"]*integrateio_\w+\{[^"]*)"', text):
+                assert "account=%q" in query, (rule["alert"], query)
+
+
 def rule_tests() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in RULE_TESTS:
@@ -259,6 +309,7 @@ def test_the_healthy_test_asserts_silence_for_every_alert_at_every_time() -> Non
 
 LABELS_THE_RULES_ADD = {"credits"}  # label_replace in IntegrateioCreditsNearlyExhausted
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
+ACCOUNT_LABEL = "account"  # on every series with `accounts:` (the paragraph below the README's metric table)
 
 
 def test_readme_contract_is_read() -> None:
@@ -266,6 +317,8 @@ def test_readme_contract_is_read() -> None:
     assert len(metrics) >= 25
     assert {"integrateio_job_status", "integrateio_api_up", "integrateio_budget_remaining_credits"} <= metrics
     assert {"job_id", "status", "package_name", "output_name", "endpoint", "outcome", "error"} <= labels
+    assert {"package_id", "package_name"} <= labels
+    assert "every series carries an `account` label" in README.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("where", "expr"), all_promql_expressions(), ids=lambda value: str(value)[:60])
@@ -279,7 +332,7 @@ def test_expressions_use_only_the_readme_metrics_and_labels(where: str, expr: st
     used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
     for group in re.findall(r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
         used_labels.update(label.strip() for label in group.split(",") if label.strip())
-    allowed = labels | TARGET_LABELS | LABELS_THE_RULES_ADD
+    allowed = labels | TARGET_LABELS | LABELS_THE_RULES_ADD | {ACCOUNT_LABEL}
     assert used_labels <= allowed, (where, used_labels - allowed)
 
 
@@ -299,13 +352,19 @@ def test_all_promql_expressions_covers_rules_and_dashboard() -> None:
 
 def test_dashboard_variables() -> None:
     variables = {item["name"]: item for item in load_dashboard()["templating"]["list"]}
-    assert list(variables) == ["datasource", "package", "job_id"]
+    assert list(variables) == ["datasource", "account", "package", "job_id"]
     assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
-    assert variables["package"]["query"]["query"] == "label_values(integrateio_job_info, package_name)"
-    assert variables["job_id"]["query"]["query"] == (
-        'label_values(integrateio_job_info{package_name=~"$package"}, job_id)'
+    assert variables["account"]["query"]["query"] == "label_values(integrateio_job_status, account)"
+    assert variables["package"]["query"]["query"] == (
+        'label_values(integrateio_job_info{account=~"$account"}, package_name)'
     )
-    for name in ("package", "job_id"):
+    assert variables["job_id"]["query"]["query"] == (
+        'label_values(integrateio_job_info{account=~"$account", package_name=~"$package"}, job_id)'
+    )
+    # Without `accounts:` the label is absent and the list is empty: Grafana then offers only "All", whose
+    # `.*` matches the absent label (a regex matcher matches the empty value), so nothing is filtered out.
+    assert variables["account"]["current"] == {"selected": True, "text": ["All"], "value": ["$__all"]}
+    for name in ("account", "package", "job_id"):
         assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert (variables[name]["multi"], variables[name]["includeAll"], variables[name]["allValue"]) == (
             True,
@@ -349,6 +408,65 @@ def test_dashboard_panels() -> None:
         assert all('job_id=~"$job_id"' in target["expr"] for target in panel["targets"]), panel["title"]
     (table,) = [panel for panel in panels if panel["title"] == "Watched jobs" and panel["type"] == "table"]
     assert "integrateio_job_status" in table["targets"][0]["expr"]
+
+
+def dashboard_selectors() -> list[tuple[str, str, str]]:
+    """(panel title, metric, matchers) of every selector of an exporter metric in the dashboard's queries."""
+    found = []
+    for panel in dashboard_panels(load_dashboard()):
+        for target in panel.get("targets", []):
+            for name, matchers in re.findall(r"\b(integrateio_\w+)(?:\{([^}]*)\})?", target["expr"]):
+                found.append((panel["title"], name, matchers))
+    return found
+
+
+# The exporter's own series, one set per process whatever the accounts: never filtered by account.
+PROCESS_METRICS = {
+    "integrateio_exporter_build_info",
+    "integrateio_config_last_reload_success",
+    "integrateio_config_last_reload_success_timestamp_seconds",
+}
+
+
+def test_every_dashboard_query_follows_the_account_variable() -> None:
+    found = dashboard_selectors()
+    assert len(found) > 30
+    for title, name, matchers in found:
+        if name in PROCESS_METRICS:
+            assert 'account=~"$account"' not in matchers, (title, name)
+        else:
+            assert 'account=~"$account"' in matchers, (title, name, matchers)
+    for panel in dashboard_panels(load_dashboard()):
+        for target in panel.get("targets", []):
+            for labels in grouping_lists(target["expr"]):
+                if "job_id" in labels or "package_id" in labels:
+                    assert ACCOUNT_LABEL in labels, (panel["title"], labels)
+
+
+def test_dashboard_package_row() -> None:
+    panels = dashboard_panels(load_dashboard())
+    titles = [panel["title"] for panel in panels]
+    assert titles.count("Packages") == 2  # the row and its table
+    for title in ("Time since last success", "Time since last failure", "Running jobs per package"):
+        assert title in titles
+    expressions = " ".join(
+        target["expr"] for panel in panels if panel["type"] != "row" for target in panel["targets"]
+    )
+    for metric in (
+        "integrateio_package_last_job_status",
+        "integrateio_package_last_success_timestamp_seconds",
+        "integrateio_package_last_failure_timestamp_seconds",
+        "integrateio_package_running_jobs",
+        "integrateio_package_info",
+    ):
+        assert metric in expressions, metric
+    # shards are combined as the rules do: newest timestamps over all replicas, running jobs summed
+    assert "max by (account, package_id) (integrateio_package_last_success_timestamp_seconds" in expressions
+    assert "sum by (account, package_id) (integrateio_package_running_jobs" in expressions
+    (table,) = [panel for panel in panels if panel["title"] == "Packages" and panel["type"] == "table"]
+    assert 'package_name=~"$package"' in table["targets"][0]["expr"]
+    rows = sorted((panel["gridPos"]["y"], panel["title"]) for panel in panels if panel["type"] == "row")
+    assert [title for _, title in rows] == ["Overview", "Jobs", "Packages", "Exporter health"]
 
 
 # --- plain Prometheus (deploy/prometheus/prometheus.yml) ----------------------------------------------------

@@ -26,12 +26,23 @@ app.kubernetes.io/name: {{ include "integrateio-exporter.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{- define "integrateio-exporter.labels" -}}
+{{/* Labels of every object but app.kubernetes.io/component. */}}
+{{- define "integrateio-exporter.commonLabels" -}}
 helm.sh/chart: {{ include "integrateio-exporter.chart" . }}
 {{ include "integrateio-exporter.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "integrateio-exporter.labels" -}}
+{{ include "integrateio-exporter.commonLabels" . }}
 app.kubernetes.io/component: exporter
+{{- end }}
+
+{{/* The headless Service of the StatefulSet (sharding): pod DNS names only. Its own component keeps the
+ServiceMonitor, which selects component "exporter", from scraping every pod twice. */}}
+{{- define "integrateio-exporter.headlessServiceName" -}}
+{{- printf "%s-headless" (include "integrateio-exporter.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
 {{- define "integrateio-exporter.serviceAccountName" -}}
@@ -73,14 +84,54 @@ app.kubernetes.io/component: exporter
 {{- if .Values.webConfig.tls.enabled }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
 
+{{/* "true" when config.accounts lists several accounts (the exporter's multi-account form), else empty. */}}
+{{- define "integrateio-exporter.multiAccount" -}}
+{{- if .Values.config.accounts }}true{{ end }}
+{{- end }}
+
 {{/*
 The exporter's config.yaml. Rendered as JSON (JSON is YAML) because Helm reads numbers in values as floats and
 toYaml writes large ones in scientific notation (a job id 1234567 would become 1.234567e+06); toJson does not.
+
+One account: config as it is, plus api.api_key_file when the chart mounts the key as a file (unless the user
+chose api_key_file or api_key_env).
+
+config.accounts: the file is `accounts:` alone (the exporter allows nothing beside it). The top-level api
+(but account_id), polling and rate_limit, which values.yaml always fills, become each account's defaults; an
+account's own keys win. An account with neither api_key_file nor api_key_env uses the chart's key (apiKey).
 */}}
 {{- define "integrateio-exporter.configFile" -}}
 {{- $config := deepCopy .Values.config }}
+{{- $keyFile := "" }}
 {{- if and (eq .Values.apiKey.mountAs "file") (include "integrateio-exporter.apiKeySecretName" .) }}
-{{- $_ := set $config.api "api_key_file" (printf "%s/%s" (include "integrateio-exporter.apiKeyDir" .) .Values.apiKey.secretKey) }}
+{{- $keyFile = printf "%s/%s" (include "integrateio-exporter.apiKeyDir" .) .Values.apiKey.secretKey }}
+{{- end }}
+{{- $api := default (dict) $config.api }}
+{{- if $config.accounts }}
+{{- if or $api.account_id $config.jobs $config.discover $config.state_file }}
+{{- fail "config.accounts replaces config.api.account_id, config.jobs, config.discover and config.state_file: move them into each account" }}
+{{- end }}
+{{- $accounts := list }}
+{{- range $account := $config.accounts }}
+{{- $entry := deepCopy $account }}
+{{- $entryApi := merge (default (dict) $entry.api) (omit $api "account_id" "api_key_file" "api_key_env") }}
+{{- if and $keyFile (not (hasKey $entryApi "api_key_file")) (not (hasKey $entryApi "api_key_env")) }}
+{{- $_ := set $entryApi "api_key_file" $keyFile }}
+{{- end }}
+{{- $_ := set $entry "api" $entryApi }}
+{{- range $section := list "polling" "rate_limit" }}
+{{- $merged := merge (default (dict) (get $entry $section)) (default (dict) (get $config $section)) }}
+{{- if $merged }}
+{{- $_ := set $entry $section $merged }}
+{{- end }}
+{{- end }}
+{{- $accounts = append $accounts $entry }}
+{{- end }}
+{{- toPrettyJson (dict "accounts" $accounts) }}
+{{- else }}
+{{- if and $keyFile $config.api (not (hasKey $api "api_key_file")) (not (hasKey $api "api_key_env")) }}
+{{- $_ := set $config.api "api_key_file" $keyFile }}
 {{- end }}
 {{- toPrettyJson $config }}
+{{- end }}
 {{- end }}
