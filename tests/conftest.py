@@ -67,3 +67,12 @@ def require_binary(name: str) -> str:
     if os.environ.get("INTEGRATEIO_E2E_REQUIRED") == "1":
         pytest.fail(f"{name} is required (INTEGRATEIO_E2E_REQUIRED=1): apt-get install prometheus")
     pytest.skip(f"{name} not installed (apt-get install prometheus); CI runs this test")
+
+
+@pytest.fixture
+def stop_apps() -> Iterator[list[App]]:
+    """Apps a test starts itself; stopped at teardown."""
+    apps: list[App] = []
+    yield apps
+    for app in apps:
+        app.stop()
