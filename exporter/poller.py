@@ -9,7 +9,8 @@ final state is never asked again. A job the API answers 404 for is rechecked onl
 `missing_recheck_seconds`. Failures never reach the cache as values: they are counted per job and class, and a
 job that keeps failing is retried after 1, 2, 4... cycles. A 429 or a refused key pauses everything (the budget
 decides for how long); when other clients of the key have used all but the reserve, the poller waits, reading
-the free `rate_limit_status` endpoint until the key has recovered.
+the free `rate_limit_status` endpoint until the key has recovered. The requests themselves, and their
+book-keeping, are the fetcher's (`fetcher.py`).
 """
 
 from __future__ import annotations
@@ -17,47 +18,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import TypeVar
 
 import schedule
 
 from exporter.budget import CreditBudget
 from exporter.cache import JobCache, JobState
-from exporter.client import (
-    ApiAnswer,
-    ApiClient,
-    ApiError,
-    ConnectionFailed,
-    Forbidden,
-    InvalidResponse,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-)
-from exporter.client import Timeout as ApiTimeout
+from exporter.client import ApiClient, ApiError, InvalidResponse, NotFound
 from exporter.config import Config
 from exporter.discovery import Discovery
-from exporter.model import InvalidPayload, Job, JobStatus, parse_job, parse_job_list
-from exporter.planner import PAGE_SIZE, ListCosts, Plan, confirmations, plan_cycle
+from exporter.fetcher import Fetcher, Stopping
+from exporter.model import Job, JobStatus
+from exporter.planner import ListCosts, Plan, confirmations, plan_cycle
 from exporter.state import load_final_jobs, save_final_jobs
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-# Outcomes that say the API could not be reached or would not serve us: integrateio_api_up goes to 0.
-DOWN_ERRORS = (Unauthorized, Forbidden, ConnectionFailed, ApiTimeout, ServerError)
 MAX_SKIPPED_CYCLES = 16
 MAX_DISCOVERY_PAGES = 10  # per package and cycle: 1,000 runs younger than max_age_seconds is plenty
-
-
-class Stopping(Exception):
-    """Raised inside a cycle when the poller is asked to stop or reload while waiting for a credit."""
 
 
 @dataclass
@@ -82,13 +63,13 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._client = client
         self._budget = budget
         self._cache = cache
         self._wall_clock = wall_clock
         self._clock = clock
         self._stop = threading.Event()
         self._interrupt = threading.Event()  # set by stop() and reload(): leave any wait now
+        self._fetch = Fetcher(client, budget, cache, self._interrupt, on_wait=self._waiting, clock=clock)
         self._lock = threading.Lock()
         self._pending: tuple[Config, ApiClient] | None = None
         self._scheduler = schedule.Scheduler()
@@ -96,7 +77,6 @@ class Poller:
         self._retries: dict[int, _Retry] = {}
         self._missing_recheck: dict[int, float] = {}
         self._next_cycle = 0.0
-        self._last_rate_check = float("-inf")
         self._stretched_to: float | None = None
         self._heartbeat = clock()
         self._interval = config.polling.interval_seconds
@@ -116,7 +96,7 @@ class Poller:
         # schedule types `every` as int but builds timedelta(seconds=interval), so sub-second ticks work.
         self._scheduler.every(tick).seconds.do(self._tick)  # type: ignore[arg-type]
         self._scheduler.every(1).seconds.do(self._publish)
-        self._refresh_rate_limit_status()
+        self._fetch.refresh_rate_limit_status()
         self._tick()
         while not self._stop.is_set():
             self._heartbeat = self._clock()
@@ -193,7 +173,7 @@ class Poller:
         found: set[int] = set()
         pages = 0
         try:
-            for jobs in self._pages(status=status.value):
+            for jobs in self._fetch.pages(status=status.value):
                 pages += 1
                 mine = [job for job in jobs if job.id in watched]
                 self._store(mine)
@@ -207,15 +187,6 @@ class Poller:
         self._costs.learn(status, pages)
         return found
 
-    def _pages(self, **params: str | int) -> Iterator[list[Job]]:
-        """The pages of `GET /jobs` (newest first, 100 a page), each one credit, read as the caller goes."""
-        query: dict[str, str | int] = {"limit": PAGE_SIZE, "sort": "created", "direction": "desc", **params}
-        jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs, **query), _page)
-        yield jobs
-        while next_url is not None:
-            jobs, next_url = self._call("list_jobs", partial(self._client.list_jobs_page, next_url), _page)
-            yield jobs
-
     # --- discovery --------------------------------------------------------------------------------------------
 
     def _discover(self, discovery: Discovery) -> set[int]:
@@ -225,7 +196,7 @@ class Poller:
         refreshed: list[Job] = []
         for package_id in discovery.config.package_ids:
             try:
-                for pages, jobs in enumerate(self._pages(package_id=package_id), start=1):
+                for pages, jobs in enumerate(self._fetch.pages(package_id=package_id), start=1):
                     refreshed += discovery.offer(jobs, now, self._final_since)
                     oldest = min((job.created_at for job in jobs if job.created_at is not None), default=None)
                     if not jobs or (oldest is not None and oldest < horizon) or pages >= MAX_DISCOVERY_PAGES:
@@ -269,7 +240,7 @@ class Poller:
 
     def _refresh_one(self, job_id: int) -> None:
         try:
-            job = self._call("get_job", partial(self._client.get_job, job_id), _job)
+            job = self._fetch.get_job(job_id)
         except NotFound:
             self._missing_recheck[job_id] = self._clock() + self._config.polling.missing_recheck_seconds
             before = self._cache.get(job_id)
@@ -328,74 +299,6 @@ class Poller:
         else:
             log.debug("job %d: refresh failed again: %s (%d in a row)", job_id, outcome, retry.failures)
 
-    # --- one call --------------------------------------------------------------------------------------------
-
-    def _call(self, endpoint: str, request: Callable[[], ApiAnswer], parse: Callable[[ApiAnswer], T]) -> T:
-        """Wait for a credit, send one request, count its outcome, feed the budget; raise ApiError on failure."""
-        self._acquire()
-        try:
-            answer = request()
-        except ApiError as error:
-            self._after_error(endpoint, error)
-            raise
-        self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
-        self._budget.record_accepted()
-        try:
-            value = parse(answer)
-        except InvalidPayload as error:
-            self._cache.record_request(endpoint, InvalidResponse.outcome)
-            self._cache.update_exporter(api_up=True)
-            raise InvalidResponse(str(error)) from None
-        self._cache.record_request(endpoint, "success")
-        self._cache.update_exporter(api_up=True)
-        return value
-
-    def _after_error(self, endpoint: str, error: ApiError) -> None:
-        self._budget.observe_api(error.rate_limit, error.rate_limit_remaining)
-        self._cache.record_request(endpoint, error.outcome)
-        self._cache.update_exporter(api_up=not isinstance(error, DOWN_ERRORS))
-        if isinstance(error, RateLimited):
-            pause = self._budget.record_refused(error.retry_after)
-            log.warning("API answered 429 (rate limited): pausing all requests for %.1fs", pause)
-            self._refresh_rate_limit_status()
-        elif isinstance(error, Unauthorized):
-            pause = self._budget.record_refused()
-            log.error(
-                "API refused the key (401): check api.api_key_file / INTEGRATEIO_API_KEY; "
-                "pausing all requests for %.1fs",
-                pause,
-            )
-        else:
-            self._budget.record_accepted()
-
-    def _acquire(self) -> None:
-        """Block until the budget allows one request; raise Stopping on stop() or reload()."""
-        while not self._budget.try_spend():
-            if self._budget.held_by_api():
-                self._refresh_rate_limit_status()
-            self._wait(self._budget.wait_seconds())
-
-    def _wait(self, seconds: float) -> None:
-        self._heartbeat = self._clock()
-        self._publish()
-        if self._interrupt.wait(min(max(seconds, 0.01), 1.0)):
-            raise Stopping
-        self._heartbeat = self._clock()
-
-    def _refresh_rate_limit_status(self) -> None:
-        """Read the key's real remaining credits: free, so done at start, after a 429 and while held."""
-        now = self._clock()
-        if now - self._last_rate_check < self._budget.recheck_seconds:
-            return
-        self._last_rate_check = now
-        try:
-            answer = self._client.rate_limit_status()
-        except ApiError as error:
-            self._cache.record_request("rate_limit_status", error.outcome)
-            return
-        self._cache.record_request("rate_limit_status", "success")
-        self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
-
     # --- the state file ---------------------------------------------------------------------------------------
 
     def _restore_state(self) -> None:
@@ -437,7 +340,7 @@ class Poller:
         if pending is None:
             return
         config, client = pending
-        old_client, self._client, self._config = self._client, client, config
+        old_client, self._fetch.client, self._config = self._fetch.client, client, config
         old_client.close()
         if self._pool is not None:  # the pool is sized by polling.concurrency, which may have changed
             self._pool.shutdown(wait=True)
@@ -478,6 +381,11 @@ class Poller:
             self._stretched_to = None
         self._interval = interval
 
+    def _waiting(self) -> None:
+        """Called while a request waits for a credit: the loop is alive, and the budget's state is news."""
+        self._heartbeat = self._clock()
+        self._publish()
+
     def _publish(self) -> None:
         self._cache.update_exporter(
             budget=self._budget.snapshot(),
@@ -498,11 +406,3 @@ class Poller:
         else:
             level = logging.WARNING if job.status is JobStatus.FAILED else logging.INFO
             log.log(level, "job %d%s: %s -> %s", job.id, package, old, job.raw_status)
-
-
-def _job(answer: ApiAnswer) -> Job:
-    return parse_job(answer.body)
-
-
-def _page(answer: ApiAnswer) -> tuple[list[Job], str | None]:
-    return parse_job_list(answer.body), answer.next_url
