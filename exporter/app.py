@@ -31,6 +31,7 @@ class App:
         health_grace = max(30.0, 3 * config.api.timeout_seconds)
         self.site = Site(
             exposition=Exposition(self.cache),
+            cache=self.cache,
             healthy=lambda: self.poller.alive(health_grace),
             ready=lambda: self.cache.snapshot().exporter.ready,
             web=self.web,

@@ -1,4 +1,4 @@
-"""HTTP serving: /metrics, /healthz, /readyz and the landing page, with optional TLS and basic auth.
+"""HTTP serving: /metrics, /healthz, /readyz, the status page on / and /api/jobs, with TLS and basic auth.
 
 prometheus_client's own `start_http_server` has TLS but no basic auth, and renders on every scrape; this server
 serves the bytes the exposition already rendered, negotiates OpenMetrics and gzip the way prometheus_client
@@ -8,7 +8,6 @@ the connection's own thread, so one slow or hostile client cannot hold up the ot
 
 from __future__ import annotations
 
-import html
 import logging
 import socket
 import ssl
@@ -19,7 +18,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from exporter import __version__
+from exporter import __version__, statuspage
+from exporter.cache import JobCache
 from exporter.errors import ConfigError
 from exporter.exposition import Exposition
 from exporter.webconfig import WebConfig
@@ -34,6 +34,7 @@ class Site:
     """What the server serves; the callables read state others keep, and never call the API."""
 
     exposition: Exposition
+    cache: JobCache
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
     web: WebConfig
@@ -126,7 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/readyz":
             self._probe(site.ready(), send_body)
         elif path == "/":
-            self._reply(HTTPStatus.OK, _landing_page(), "text/html; charset=utf-8", send_body)
+            page = statuspage.render_page(site.cache.snapshot())
+            self._reply(HTTPStatus.OK, page, statuspage.HTML_CONTENT_TYPE, send_body)
+        elif path == "/api/jobs":
+            document = statuspage.render_json(site.cache.snapshot())
+            self._reply(HTTPStatus.OK, document, statuspage.JSON_CONTENT_TYPE, send_body)
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain; charset=utf-8", send_body)
 
@@ -153,18 +158,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
-
-
-def _landing_page() -> bytes:
-    links = "".join(
-        f'<li><a href="{path}">{html.escape(path)}</a> — {html.escape(text)}</li>'
-        for path, text in (
-            ("/metrics", "metrics for Prometheus"),
-            ("/healthz", "the process and its poller are alive"),
-            ("/readyz", "one full refresh is done"),
-        )
-    )
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>integrateio-exporter</title></head>'
-        f"<body><h1>integrateio-exporter {html.escape(__version__)}</h1><ul>{links}</ul></body></html>\n"
-    ).encode()
