@@ -1,14 +1,25 @@
-"""End to end with real components (GitHub issue 4, item 5), all on loopback with free ports and a temp dir:
+"""End to end with real components (GitHub issues 4 and 7), all on loopback with free ports and a temp dir:
 
-    simulator (in-process) ─▶ exporter (`python -m exporter`, a child process)
+    simulators (in-process) ─▶ exporters (`python -m exporter`, child processes)
       ─▶ Prometheus (scrapes every 1s, evaluates the shipped rule file as it is, every 1s)
       ─▶ Alertmanager (no clustering, group_wait 0s, group_interval 1s)
       ─▶ a webhook receiver in this process.
 
-One module-scoped stack serves every test. Its scenario: job 101 runs healthily (progress and records grow),
-job 102 runs until Prometheus has scraped it running and then fails, job 103 is queued and its next two
-refreshes answer HTTP 500 (so poll errors exist). The stack is handed to the tests once Prometheus has stored
-the failure and the poll errors, so every dashboard query has the data it is about.
+One module-scoped stack serves every test. Three exporters, in two scrape jobs:
+
+- "integrateio-exporter": two shards (`--shard 0/2`, `--shard 1/2`) of one single-account configuration (account
+  acme: no `account` label). Shard 0 watches jobs 101, 102, 103 and 108, shard 1 jobs 104 and 105 (the ids hash
+  so). Job 101 runs healthily (progress and records grow); job 102 runs until Prometheus has scraped it running
+  and then fails; job 103 is queued and its next two refreshes answer HTTP 500 (so poll errors exist). Package
+  nightly_orders (12) failed two hours ago (job 108, shard 0) and completed an hour ago (job 104, shard 1):
+  shard 0 alone sees only the failure, and the package alert must not fire until job 102 fails. Package
+  hourly_events (11) completed half an hour ago (job 105, shard 1) and is running (job 101, shard 0).
+- "integrateio-accounts": one exporter with `accounts:` (globex and initech, each against its own simulator
+  with its own key), which use the same job ids (201 running, 202 completed) and package id (21): every series
+  carries an `account` label, and the rules must keep the accounts apart.
+
+The stack is handed to the tests once Prometheus has stored the failure and the poll errors, so every dashboard
+query has the data it is about, with and without the `account` label.
 
 Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, unless INTEGRATEIO_E2E_REQUIRED=1
 (CI), which turns a missing binary into a failure.
@@ -21,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -46,7 +57,7 @@ from tests.e2e_support import (
     wait_for,
     write_yaml,
 )
-from tests.test_rules import RULES
+from tests.test_rules import RULES, dashboard_panels, load_dashboard, substitute_grafana_variables
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +65,22 @@ ACCOUNT_ID = "acme"
 API_KEY = "e2e-key-4f2a9c61"
 SCRAPE_JOB = "integrateio-exporter"  # the shipped IntegrateioExporterDown matches up{job=~".*integrateio.*"}
 
+ACCOUNTS_JOB = "integrateio-accounts"
+ACCOUNTS = {"globex": "e2e-key-globex-77", "initech": "e2e-key-initech-91"}  # name (and account id) -> key
+
 HEALTHY_JOB = 101
 FAILING_JOB = 102
 FLAKY_JOB = 103
+EARLIER_SUCCESS_JOB = 104  # package 12, shard 1
+OTHER_SUCCESS_JOB = 105  # package 11, shard 1
+EARLIER_FAILURE_JOB = 108  # package 12, shard 0
+FAILING_PACKAGE_ID = 12
 FAILING_PACKAGE = "nightly_orders"
+HEALTHY_PACKAGE_ID = 11
+SHARDS = {
+    0: {HEALTHY_JOB, FAILING_JOB, FLAKY_JOB, EARLIER_FAILURE_JOB},
+    1: {EARLIER_SUCCESS_JOB, OTHER_SUCCESS_JOB},
+}
 
 STARTUP_TIMEOUT = 30.0  # each process until /-/ready (or /readyz)
 WARMUP_TIMEOUT = 30.0  # until the scenario's data is in Prometheus
@@ -70,7 +93,8 @@ EXPRESSIONS = shipped_expressions()
 @dataclass
 class Stack:
     sim: Simulator
-    exporter: Service
+    shards: list[Service]
+    accounts_exporter: Service
     alertmanager: Service
     prometheus: Service
     webhook: WebhookReceiver
@@ -82,6 +106,35 @@ class Stack:
     def has_data(self, expr: str) -> bool:
         answer = self.query(expr)
         return answer.get("status") == "success" and bool(answer["data"]["result"])
+
+
+def start_exporter(
+    name: str,
+    config: Path,
+    flags: list[str],
+    keys: dict[str, str],
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+) -> Service:
+    """`python -m exporter` on a free port, ready once it has refreshed every watched job (/readyz)."""
+    return start_service(
+        name,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+        ],
+        "/readyz",
+        workdir,
+        register,
+        env={**os.environ, **keys},
+        timeout=STARTUP_TIMEOUT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,41 +173,93 @@ def stack() -> Iterator[Stack]:
             )
         )
         sim.add_job(SimJob(id=FLAKY_JOB, status="queued", package_id=13, package_name="weekly_rollup"))
+        now = int(time.time())
+        for job_id, status, package_id, package_name, ended in (
+            (EARLIER_FAILURE_JOB, "failed", FAILING_PACKAGE_ID, FAILING_PACKAGE, now - 7200),
+            (EARLIER_SUCCESS_JOB, "completed", FAILING_PACKAGE_ID, FAILING_PACKAGE, now - 3600),
+            (OTHER_SUCCESS_JOB, "completed", HEALTHY_PACKAGE_ID, "hourly_events", now - 1800),
+        ):
+            sim.add_job(
+                SimJob(
+                    id=job_id,
+                    status=status,
+                    runtime_in_seconds=600,
+                    created_at=ended - 600,
+                    package_id=package_id,
+                    package_name=package_name,
+                )
+            )
 
         config = write_yaml(
             workdir / "exporter.yml",
             {
                 "api": {"account_id": ACCOUNT_ID, "base_url": sim.base_url, "timeout_seconds": 2},
-                "jobs": [HEALTHY_JOB, FAILING_JOB, FLAKY_JOB],
+                "jobs": sorted(SHARDS[0] | SHARDS[1]),
                 "polling": {"interval_seconds": 1},
             },
         )
-        exporter = start_service(
-            "exporter",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config",
-                str(config),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            "/readyz",
+        shards = [
+            start_exporter(
+                f"exporter-shard-{index}",
+                config,
+                ["--shard", f"{index}/{len(SHARDS)}"],
+                {API_KEY_ENV: API_KEY},
+                workdir,
+                cleanup.callback,
+            )
+            for index in sorted(SHARDS)
+        ]
+
+        accounts = []
+        for name, key in ACCOUNTS.items():
+            account_sim = Simulator(account_id=name, api_key=key, credits=5000, window_seconds=3600.0)
+            account_sim.start()
+            cleanup.callback(account_sim.stop)
+            account_sim.add_job(
+                SimJob(id=201, status="running", progress=0.2, package_id=21, package_name=f"{name}_sync"),
+                progress_per_second=0.001,
+            )
+            account_sim.add_job(
+                SimJob(
+                    id=202,
+                    status="completed",
+                    runtime_in_seconds=60,
+                    package_id=21,
+                    package_name=f"{name}_sync",
+                )
+            )
+            accounts.append(
+                {
+                    "name": name,
+                    "api": {
+                        "account_id": name,
+                        "base_url": account_sim.base_url,
+                        "api_key_env": f"E2E_{name.upper()}_KEY",
+                        "timeout_seconds": 2,
+                    },
+                    "jobs": [201, 202],
+                    "polling": {"interval_seconds": 1},
+                }
+            )
+        accounts_exporter = start_exporter(
+            "exporter-accounts",
+            write_yaml(workdir / "accounts.yml", {"accounts": accounts}),
+            [],
+            {f"E2E_{name.upper()}_KEY": key for name, key in ACCOUNTS.items()},
             workdir,
             cleanup.callback,
-            env={**os.environ, API_KEY_ENV: API_KEY},
-            timeout=STARTUP_TIMEOUT,
         )
 
         am_config = write_yaml(
             workdir / "alertmanager.yml",
             {
                 "route": {
-                    # one group per alert name: a notification lists every firing alert of that name, so the
-                    # one announcing the failed job would also show a wrongly alerting healthy job
+                    # One group per alert name (and failed job: job 108 failed before the test started, so its
+                    # alert fires from the start): a notification lists every firing alert of its group, so the
+                    # one announcing job 102 or package 12 would also show a wrongly alerting healthy job or
+                    # package.
                     "receiver": "webhook",
-                    "group_by": ["alertname"],
+                    "group_by": ["alertname", "job_id"],
                     "group_wait": "0s",
                     "group_interval": "1s",
                     "repeat_interval": "1h",
@@ -190,8 +295,12 @@ def stack() -> Iterator[Stack]:
                 "scrape_configs": [
                     {
                         "job_name": SCRAPE_JOB,
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
-                    }
+                        "static_configs": [{"targets": [f"127.0.0.1:{shard.port}" for shard in shards]}],
+                    },
+                    {
+                        "job_name": ACCOUNTS_JOB,
+                        "static_configs": [{"targets": [f"127.0.0.1:{accounts_exporter.port}"]}],
+                    },
                 ],
             },
         )
@@ -209,7 +318,7 @@ def stack() -> Iterator[Stack]:
             timeout=STARTUP_TIMEOUT,
         )
 
-        stack = Stack(sim, exporter, alertmanager, prometheus, webhook, failed_at=0.0)
+        stack = Stack(sim, shards, accounts_exporter, alertmanager, prometheus, webhook, failed_at=0.0)
 
         # The failure must be a transition Prometheus saw: running first, failed afterwards.
         running = f'integrateio_job_status{{job_id="{FAILING_JOB}",status="running"}} == 1'
@@ -221,7 +330,9 @@ def stack() -> Iterator[Stack]:
         for expr in (
             f'integrateio_job_status{{job_id="{FAILING_JOB}",status="failed"}} == 1',
             f'integrateio_job_poll_errors_total{{job_id="{FLAKY_JOB}"}} >= 2',
-            f'count_over_time(up{{job="{SCRAPE_JOB}"}}[1m]) >= 5',  # enough samples for rate() and changes()
+            f'count_over_time(up{{job=~"{SCRAPE_JOB}|{ACCOUNTS_JOB}"}}[1m]) >= 5',  # enough for rate(), changes()
+            f'integrateio_package_last_failure_timestamp_seconds{{package_id="{FAILING_PACKAGE_ID}"}}'
+            f" > {now}",  # job 102's failure has reached the package series
         ):
             wait_for(partial(stack.has_data, expr), WARMUP_TIMEOUT, f"Prometheus to store {expr}")
         yield stack
@@ -237,8 +348,9 @@ def _id(expression: Expression) -> str:
 
 def test_failed_job_reaches_the_webhook_as_a_firing_alert(stack: Stack) -> None:
     """Job 102 failed in the simulator: IntegrateioJobFailed arrives at the webhook, firing, for job_id 102, with
-    the shipped annotations rendered (including the package name looked up by the description's query); the
-    healthy running job 101, scraped and evaluated all along, never raises one."""
+    the shipped annotations rendered (including the package name looked up by the description's query). Only
+    the jobs that failed (102, and 108 which had failed before the start) ever raise one: not the healthy
+    running job 101, the completed ones, nor the other accounts' jobs, scraped and evaluated all along."""
 
     def failed_alert() -> tuple[Notification, dict[str, Any]] | None:
         for notification, alert in stack.webhook.alerts("IntegrateioJobFailed"):
@@ -265,10 +377,71 @@ def test_failed_job_reaches_the_webhook_as_a_firing_alert(stack: Stack) -> None:
         a["labels"].get("job_id") for a in notification.body["alerts"] if a["status"] == "firing"
     }
     assert firing_in_group == {str(FAILING_JOB)}
-    ever_alerted = {a["labels"].get("job_id") for _, a in stack.webhook.alerts("IntegrateioJobFailed")}
-    assert ever_alerted == {str(FAILING_JOB)}, (
+    ever_alerted = {
+        (a["labels"]["job"], a["labels"].get("job_id"))
+        for _, a in stack.webhook.alerts("IntegrateioJobFailed")
+    }
+    assert ever_alerted == {(SCRAPE_JOB, str(FAILING_JOB)), (SCRAPE_JOB, str(EARLIER_FAILURE_JOB))}, (
         f"IntegrateioJobFailed for a job that did not fail: {ever_alerted}"
     )
+
+
+def test_failed_run_of_a_package_reaches_the_webhook_once_it_is_the_latest(stack: Stack) -> None:
+    """IntegrateioPackageLastRunFailed arrives for package 12 after job 102 failed, named by the description's
+    query, and never before: the earlier failure of the package (job 108, on shard 0) was older than its
+    success (job 104, on shard 1), and the rule compares the shards through their timestamps. Package 11 and
+    the other accounts' packages, which only completed, never raise it."""
+
+    def package_alert() -> tuple[Notification, dict[str, Any]] | None:
+        for notification, alert in stack.webhook.alerts("IntegrateioPackageLastRunFailed"):
+            if alert.get("status") == "firing" and alert["labels"].get("package_id") == str(
+                FAILING_PACKAGE_ID
+            ):
+                return notification, alert
+        return None
+
+    notification, alert = wait_for(
+        package_alert,
+        ALERT_TIMEOUT - (time.monotonic() - stack.failed_at),
+        lambda: (
+            f"IntegrateioPackageLastRunFailed for package {FAILING_PACKAGE_ID} at the webhook; received: "
+            f"{[n.body for n in stack.webhook.notifications()]}\nprometheus log:\n{stack.prometheus.log_tail()}"
+        ),
+    )
+    assert notification.received_at > stack.failed_at
+    assert alert["labels"] == {
+        "alertname": "IntegrateioPackageLastRunFailed",
+        "job": SCRAPE_JOB,
+        "package_id": str(FAILING_PACKAGE_ID),
+        "severity": "critical",
+    }
+    assert (
+        alert["annotations"]["summary"] == f"The last run of Integrate.io package {FAILING_PACKAGE_ID} failed"
+    )
+    assert (
+        f"package {FAILING_PACKAGE_ID} ({FAILING_PACKAGE}) failed at " in alert["annotations"]["description"]
+    )
+    received = [
+        (n.received_at, a["labels"].get("package_id"), a["labels"].get("job"))
+        for n, a in stack.webhook.alerts("IntegrateioPackageLastRunFailed")
+    ]
+    assert {(package, job) for _, package, job in received} == {(str(FAILING_PACKAGE_ID), SCRAPE_JOB)}, (
+        received
+    )
+    assert all(at > stack.failed_at for at, _, _ in received), (
+        f"alerted before job {FAILING_JOB} failed: {received}"
+    )
+
+
+def test_shards_split_the_jobs_and_share_the_credits(stack: Stack) -> None:
+    """Each shard watches the job ids that hash to it, and allows itself half of the key's credits."""
+    answer = stack.query(f'integrateio_watched_jobs{{job="{SCRAPE_JOB}"}}')
+    watched = {s["metric"]["instance"]: int(float(s["value"][1])) for s in answer["data"]["result"]}
+    expected = {f"127.0.0.1:{shard.port}": len(SHARDS[index]) for index, shard in enumerate(stack.shards)}
+    assert watched == expected
+    answer = stack.query(f'integrateio_budget_limit_credits{{job="{SCRAPE_JOB}"}}')
+    limits = {int(float(s["value"][1])) for s in answer["data"]["result"]}
+    assert limits == {int(5000 // len(SHARDS) * 0.9)}  # credits / COUNT, less the reserve of 10%
 
 
 # -- 2. every shipped PromQL expression works against the real Prometheus ----------------------------------------
@@ -315,7 +488,8 @@ def test_dashboard_query_returns_data(stack: Stack, expression: Expression) -> N
 
     Grafana's variables are substituted as Grafana would for "All" (`.*`), its built-in windows by 1m/1h
     (e2e_support.GRAFANA_BUILTINS), and `label_values(selector, label)` runs as `group by (label) (selector)`,
-    whose result must carry the label.
+    which must offer at least one value of the label (Grafana lists the non-empty ones: series without the
+    label, here the shards' without `account`, add none).
     """
     last: dict[str, Any] = {}
 
@@ -336,4 +510,24 @@ def test_dashboard_query_returns_data(stack: Stack, expression: Expression) -> N
         lambda: f"{expression.where} to return data\nas sent: {expression.promql}\nlast answer: {last}",
     )
     if expression.label:
-        assert all(s["metric"].get(expression.label) for s in series), f"{expression.where}: {series}"
+        assert any(s["metric"].get(expression.label) for s in series), f"{expression.where}: {series}"
+
+
+def test_account_variable_narrows_the_panels_and_all_keeps_unlabelled_series(stack: Stack) -> None:
+    """The Account variable offers the accounts of `accounts:`; choosing one narrows a panel to it, and "All"
+    (`.*`) also matches the series of exporters without `accounts:`, which carry no `account` label."""
+    (variable,) = [e for e in EXPRESSIONS if e.kind == "variable" and e.label == "account"]
+    offered = {s["metric"].get("account") for s in stack.query(variable.promql)["data"]["result"]}
+    assert offered - {None} == set(ACCOUNTS)
+    (panel,) = [p for p in dashboard_panels(load_dashboard()) if p["title"] == "Time since last success"]
+    (target,) = panel["targets"]
+
+    def accounts_shown(account: str) -> set[str | None]:
+        expr = substitute_grafana_variables(target["expr"].replace("$account", account))
+        answer = stack.query(expr)
+        assert answer.get("status") == "success", answer
+        return {s["metric"].get("account") for s in answer["data"]["result"]}
+
+    assert accounts_shown(".*") == {None, *ACCOUNTS}
+    assert accounts_shown("globex") == {"globex"}
+    assert accounts_shown("(globex|initech)") == set(ACCOUNTS)  # Grafana's regex for a multi-value choice
