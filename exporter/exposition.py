@@ -1,222 +1,516 @@
-"""Cache snapshot ─▶ metric families ─▶ bytes, rendered once per change and served as bytes.
+"""Cache snapshot ─▶ exposition bytes, re-rendered per changed job and served as bytes.
 
-A scrape costs a dictionary look-up when nothing changed since the last one: the rendered body (and its gzip
-form) is kept per content type and cache version. Families are built from an immutable snapshot, so a scrape
-never sees half of an update, and there are no global labelled Gauges whose stale children would have to be
-removed when a job leaves the configuration.
+prometheus_client's `generate_latest` re-renders every series on every call: with 50,000 watched jobs that is
+~700k series and seconds of CPU, and the poller publishes its budget numbers about once a second, so nearly
+every scrape would pay it. Here a scrape costs a dictionary look-up when nothing changed, and otherwise:
 
-A sample of what `collect_families` produces (text format, abridged):
+- each job's lines are rendered once per change of that job (the cache replaces a `JobState` on every change
+  and never mutates one, so `is` tells whether a job changed) and kept as bytes per job and family;
+- consecutive jobs' lines are joined per family in chunks of `CHUNK_JOBS`, so a job change re-joins one
+  chunk, and the body is a join of a few thousand blocks rather than of 500k pieces;
+- the exporter's own families (budget, requests, interval, build info: a few dozen lines) are rendered anew
+  for every version and appended;
+- the gzip body is spliced from deflate segments kept per block, so a budget update compresses only the
+  exporter's lines and a job change only the blocks whose bytes changed;
+- the plain and gzip bodies are each built on first request per version, and bodies are kept for at most
+  `MAX_VARIANTS` content types.
 
-    # HELP integrateio_job_status Current status of the job: 1 for the status it is in, 0 for the others.
+Everything for one body comes from one `cache.snapshot()`, so a scrape never sees half of an update. The
+output is byte for byte what prometheus_client's encoders produce for the same families — escaping, label
+order, float formatting, name escaping per negotiated scheme — which `tests/test_exposition.py` checks against
+them; content negotiation is prometheus_client's own `choose_encoder`.
+
+A sample of the text format (abridged; OpenMetrics differs only in the HELP/TYPE name of counters, which
+lacks `_total`, and the final `# EOF`):
+
+    # HELP integrateio_job_status Current status of the job: 1 for the status it is in, 0 for the others...
     # TYPE integrateio_job_status gauge
     integrateio_job_status{job_id="157",status="running"} 1.0
     integrateio_job_status{job_id="157",status="failed"} 0.0
+    # HELP integrateio_job_progress_ratio Progress of the job, 0 to 1.
     # TYPE integrateio_job_progress_ratio gauge
     integrateio_job_progress_ratio{job_id="157"} 0.42
+    # HELP integrateio_job_output_records Records written to each output of the job (records_count).
     # TYPE integrateio_job_output_records gauge
     integrateio_job_output_records{job_id="157",output_id="3",output_name="orders_out"} 10415.0
+    # HELP integrateio_job_poll_errors_total Failed refreshes of the job, by error class.
+    # TYPE integrateio_job_poll_errors_total counter
+    integrateio_job_poll_errors_total{error="timeout",job_id="157"} 2.0
+    # HELP integrateio_api_requests_total API requests sent, by endpoint and outcome.
     # TYPE integrateio_api_requests_total counter
     integrateio_api_requests_total{endpoint="get_job",outcome="success"} 12.0
 """
 
 from __future__ import annotations
 
-import gzip
 import platform
+import re
+import struct
 import threading
-from collections.abc import Iterator
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import is_, itemgetter
+from typing import cast
 
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.openmetrics.exposition import (
+    UNDERSCORES,
+    _escape,
+    _is_legacy_labelname_rune,
+    escape_label_name,
+    escape_metric_name,
+)
+from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
 from exporter.cache import CacheSnapshot, JobCache, JobState
 from exporter.model import JobStatus
 
 STATUS_VALUES = tuple(status.value for status in JobStatus)
+PYTHON_VERSION = platform.python_version()
+OPENMETRICS_TYPE = "application/openmetrics-text"
+GZIP_LEVEL = 6
+# A gzip member header: no name, no mtime, unknown OS; the deflate stream and the trailer follow.
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+CHUNK_JOBS = 128
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Content types kept rendered at once; the Accept header is the client's, so without a bound a client could
+# make us keep a body per made-up version string.
+MAX_VARIANTS = 4
+
+# prometheus_client leaves it unannotated; this is how every float of its encoders is written.
+go_float = cast(Callable[[float], str], floatToGoString)
+
+Labels = tuple[str, ...]
+Sample = tuple[Labels, float]
 
 
-def collect_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
-    """Every metric family the exporter serves, built from one snapshot."""
-    yield from _job_families(snapshot.jobs)
-    yield from _exporter_families(snapshot)
+@dataclass(frozen=True)
+class Family:
+    """A metric family as OpenMetrics names it: a counter's family name has no `_total`, its samples do."""
+
+    name: str
+    documentation: str
+    labels: Labels = ()
+    counter: bool = False
+
+    @property
+    def type(self) -> str:
+        return "counter" if self.counter else "gauge"
+
+    @property
+    def sample_name(self) -> str:
+        """The samples' name, which is also the family's name in the text format (0.0.4 and 1.0.0)."""
+        return f"{self.name}_total" if self.counter else self.name
 
 
-def _job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
-    status = GaugeMetricFamily(
-        "integrateio_job_status",
-        "Current status of the job: 1 for the status it is in, 0 for the others (unknown: not a documented one).",
-        labels=["job_id", "status"],
-    )
-    progress = GaugeMetricFamily(
-        "integrateio_job_progress_ratio", "Progress of the job, 0 to 1.", labels=["job_id"]
-    )
-    runtime = GaugeMetricFamily(
-        "integrateio_job_runtime_seconds", "Runtime of the job as the API reports it.", labels=["job_id"]
-    )
-    records = GaugeMetricFamily(
-        "integrateio_job_output_records",
-        "Records written to each output of the job (records_count).",
-        labels=["job_id", "output_id", "output_name"],
-    )
-    info = GaugeMetricFamily(
-        "integrateio_job_info",
-        "Package of the job; always 1.",
-        labels=["job_id", "package_id", "package_name"],
-    )
-    started = GaugeMetricFamily(
-        "integrateio_job_started_timestamp_seconds", "When the job started, as Unix time.", labels=["job_id"]
-    )
-    last_success = GaugeMetricFamily(
-        "integrateio_job_last_success_timestamp_seconds",
-        "When the exporter last refreshed the job successfully, as Unix time.",
-        labels=["job_id"],
-    )
-    poll_success = GaugeMetricFamily(
-        "integrateio_job_poll_success",
-        "1 if the last refresh of the job succeeded, else 0.",
-        labels=["job_id"],
-    )
-    missing = GaugeMetricFamily(
-        "integrateio_job_missing", "1 while the API answers 404 for the job, else 0.", labels=["job_id"]
-    )
-    errors = CounterMetricFamily(
-        "integrateio_job_poll_errors",
-        "Failed refreshes of the job, by error class.",
-        labels=["job_id", "error"],
-    )
-    for state in states:
-        job_id = str(state.job_id)
-        missing.add_metric([job_id], 1.0 if state.missing else 0.0)
-        for error, count in sorted(state.errors.items()):
-            errors.add_metric([job_id, error], float(count))
-        if state.last_attempt_ok is not None:
-            poll_success.add_metric([job_id], 1.0 if state.last_attempt_ok else 0.0)
-        if state.last_success is not None:
-            last_success.add_metric([job_id], state.last_success)
-        job = state.job
-        if job is None:
-            continue
-        for value in STATUS_VALUES:
-            status.add_metric([job_id, value], 1.0 if job.status.value == value else 0.0)
-        if job.progress is not None:
-            progress.add_metric([job_id], job.progress)
-        if job.runtime_seconds is not None:
-            runtime.add_metric([job_id], job.runtime_seconds)
-        if job.started_at is not None:
-            started.add_metric([job_id], job.started_at)
-        info.add_metric([job_id, _optional(job.package_id), job.package_name or ""], 1.0)
-        for output in job.outputs:
-            if output.records_count is not None:
-                records.add_metric([job_id, str(output.id), output.name or ""], output.records_count)
-    yield from (
-        status,
-        progress,
-        runtime,
-        records,
-        info,
-        started,
-        last_success,
-        poll_success,
-        missing,
-        errors,
-    )
+JOB_STATUS = Family(
+    "integrateio_job_status",
+    "Current status of the job: 1 for the status it is in, 0 for the others (unknown: not a documented one).",
+    ("job_id", "status"),
+)
+JOB_PROGRESS = Family("integrateio_job_progress_ratio", "Progress of the job, 0 to 1.", ("job_id",))
+JOB_RUNTIME = Family(
+    "integrateio_job_runtime_seconds", "Runtime of the job as the API reports it.", ("job_id",)
+)
+JOB_OUTPUT_RECORDS = Family(
+    "integrateio_job_output_records",
+    "Records written to each output of the job (records_count).",
+    ("job_id", "output_id", "output_name"),
+)
+JOB_INFO = Family(
+    "integrateio_job_info", "Package of the job; always 1.", ("job_id", "package_id", "package_name")
+)
+JOB_STARTED = Family(
+    "integrateio_job_started_timestamp_seconds", "When the job started, as Unix time.", ("job_id",)
+)
+JOB_LAST_SUCCESS = Family(
+    "integrateio_job_last_success_timestamp_seconds",
+    "When the exporter last refreshed the job successfully, as Unix time.",
+    ("job_id",),
+)
+JOB_POLL_SUCCESS = Family(
+    "integrateio_job_poll_success", "1 if the last refresh of the job succeeded, else 0.", ("job_id",)
+)
+JOB_MISSING = Family(
+    "integrateio_job_missing", "1 while the API answers 404 for the job, else 0.", ("job_id",)
+)
+JOB_POLL_ERRORS = Family(
+    "integrateio_job_poll_errors",
+    "Failed refreshes of the job, by error class.",
+    ("job_id", "error"),
+    counter=True,
+)
+# The order families appear in; every job's series sit under their family's one HELP/TYPE.
+JOB_FAMILIES = (
+    JOB_STATUS,
+    JOB_PROGRESS,
+    JOB_RUNTIME,
+    JOB_OUTPUT_RECORDS,
+    JOB_INFO,
+    JOB_STARTED,
+    JOB_LAST_SUCCESS,
+    JOB_POLL_SUCCESS,
+    JOB_MISSING,
+    JOB_POLL_ERRORS,
+)
+
+API_REQUESTS = Family(
+    "integrateio_api_requests",
+    "API requests sent, by endpoint and outcome.",
+    ("endpoint", "outcome"),
+    counter=True,
+)
+API_UP = Family("integrateio_api_up", "1 if the last API request was answered and authenticated.")
+API_BACKOFF = Family("integrateio_api_backoff_seconds", "Seconds left in a pause after a 429.")
+API_LIMIT = Family("integrateio_api_rate_limit_credits", "The key's credit limit as the API reports it.")
+API_REMAINING = Family(
+    "integrateio_api_rate_limit_remaining_credits",
+    "Credits left to the key as the API reports them, all clients of the key included.",
+)
+BUDGET_LIMIT = Family("integrateio_budget_limit_credits", "Credits the exporter allows itself per window.")
+BUDGET_SPENT = Family("integrateio_budget_spent_credits", "Credits the exporter spent in the current window.")
+BUDGET_REMAINING = Family(
+    "integrateio_budget_remaining_credits", "Credits the exporter may still spend in the window."
+)
+BUDGET_WINDOW = Family("integrateio_budget_window_seconds", "The sliding window of the credit budget.")
+REFRESH_INTERVAL = Family(
+    "integrateio_refresh_interval_seconds",
+    "Effective refresh interval of a job that is not final (stretched when the budget requires).",
+)
+REFRESH_TARGET = Family(
+    "integrateio_refresh_interval_target_seconds", "The configured polling.interval_seconds."
+)
+WATCHED_JOBS = Family("integrateio_watched_jobs", "Jobs the exporter watches.")
+LAST_FULL_REFRESH = Family(
+    "integrateio_last_full_refresh_timestamp_seconds",
+    "When every watched job was last refreshed, as Unix time.",
+)
+CONFIG_RELOAD = Family(
+    "integrateio_config_last_reload_success", "1 if the last configuration load succeeded."
+)
+CONFIG_RELOAD_TIME = Family(
+    "integrateio_config_last_reload_success_timestamp_seconds",
+    "When the configuration was last loaded successfully, as Unix time.",
+)
+BUILD_INFO = Family(
+    "integrateio_exporter_build_info", "Version of the exporter; always 1.", ("version", "python_version")
+)
+EXPORTER_FAMILIES = (
+    API_REQUESTS,
+    API_UP,
+    API_BACKOFF,
+    API_LIMIT,
+    API_REMAINING,
+    BUDGET_LIMIT,
+    BUDGET_SPENT,
+    BUDGET_REMAINING,
+    BUDGET_WINDOW,
+    REFRESH_INTERVAL,
+    REFRESH_TARGET,
+    WATCHED_JOBS,
+    LAST_FULL_REFRESH,
+    CONFIG_RELOAD,
+    CONFIG_RELOAD_TIME,
+    BUILD_INFO,
+)
 
 
-def _exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
+def job_samples(state: JobState) -> tuple[list[Sample], ...]:
+    """The samples one job contributes to each of `JOB_FAMILIES`, in that order (label values in the order of
+    the family's `labels`). A job never refreshed has only its poll bookkeeping; absent fields, no series."""
+    job_id = str(state.job_id)
+    missing: list[Sample] = [((job_id,), 1.0 if state.missing else 0.0)]
+    errors: list[Sample] = [((job_id, error), float(count)) for error, count in sorted(state.errors.items())]
+    poll_success: list[Sample] = []
+    if state.last_attempt_ok is not None:
+        poll_success.append(((job_id,), 1.0 if state.last_attempt_ok else 0.0))
+    last_success: list[Sample] = []
+    if state.last_success is not None:
+        last_success.append(((job_id,), state.last_success))
+    job = state.job
+    if job is None:
+        return ([], [], [], [], [], [], last_success, poll_success, missing, errors)
+    status: list[Sample] = [
+        ((job_id, value), 1.0 if job.status.value == value else 0.0) for value in STATUS_VALUES
+    ]
+    progress: list[Sample] = [] if job.progress is None else [((job_id,), job.progress)]
+    runtime: list[Sample] = [] if job.runtime_seconds is None else [((job_id,), job.runtime_seconds)]
+    started: list[Sample] = [] if job.started_at is None else [((job_id,), job.started_at)]
+    package_id = "" if job.package_id is None else str(job.package_id)
+    info: list[Sample] = [((job_id, package_id, job.package_name or ""), 1.0)]
+    records: list[Sample] = [
+        ((job_id, str(output.id), output.name or ""), output.records_count)
+        for output in job.outputs
+        if output.records_count is not None
+    ]
+    return (status, progress, runtime, records, info, started, last_success, poll_success, missing, errors)
+
+
+def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]]]:
+    """The exporter's own families, in order; a family whose value is not known yet is left out entirely."""
     state = snapshot.exporter
-    requests = CounterMetricFamily(
-        "integrateio_api_requests",
-        "API requests sent, by endpoint and outcome.",
-        labels=["endpoint", "outcome"],
-    )
-    for (endpoint, outcome), count in sorted(state.requests.items()):
-        requests.add_metric([endpoint, outcome], float(count))
-    yield requests
-    if state.api_up is not None:
-        yield _gauge(
-            "integrateio_api_up", "1 if the last API request was answered and authenticated.", state.api_up
-        )
+    requests: list[Sample] = [
+        ((endpoint, outcome), float(n)) for (endpoint, outcome), n in sorted(state.requests.items())
+    ]
+    families: list[tuple[Family, list[Sample]]] = [(API_REQUESTS, requests)]
+
+    def single(family: Family, value: float | None) -> None:
+        if value is not None:
+            families.append((family, [((), float(value))]))
+
+    single(API_UP, state.api_up)
     budget = state.budget
     if budget is not None:
-        yield _gauge(
-            "integrateio_api_backoff_seconds", "Seconds left in a pause after a 429.", budget.backoff_seconds
+        single(API_BACKOFF, budget.backoff_seconds)
+        single(API_LIMIT, budget.api_limit)
+        single(API_REMAINING, budget.api_remaining)
+        single(BUDGET_LIMIT, budget.limit)
+        single(BUDGET_SPENT, budget.spent)
+        single(BUDGET_REMAINING, budget.remaining)
+        single(BUDGET_WINDOW, budget.window_seconds)
+    single(REFRESH_INTERVAL, state.interval_seconds)
+    single(REFRESH_TARGET, state.target_interval_seconds)
+    single(WATCHED_JOBS, len(snapshot.jobs))
+    single(LAST_FULL_REFRESH, state.last_full_refresh)
+    single(CONFIG_RELOAD, state.config_reload_ok)
+    single(CONFIG_RELOAD_TIME, state.config_reload_time)
+    families.append((BUILD_INFO, [((__version__, PYTHON_VERSION), 1.0)]))
+    return families
+
+
+def escape_label_value(value: str) -> str:
+    """Label values in both formats: backslash, newline and double quote escaped, everything else verbatim."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8, except that a lone surrogate becomes U+FFFD: JSON may carry one (`"\\ud800"` decodes to it), and
+    it must cost the scrape one odd character rather than fail it (prometheus_client's encoders raise)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return LONE_SURROGATE.sub("\ufffd", text).encode()
+
+
+class _LineFormat:
+    """Writes the sample lines of one family: its escaped names are baked into a %-template once, with labels
+    in sorted order (prometheus_client sorts labels by name), so a line costs one formatting operation."""
+
+    __slots__ = ("_order", "_template")
+
+    def __init__(self, name: str, label_names: Labels, family: Family) -> None:
+        self._order = tuple(sorted(range(len(family.labels)), key=family.labels.__getitem__))
+        labels = ",".join(f'{label_names[index].replace("%", "%%")}="%s"' for index in self._order)
+        name = name.replace("%", "%%")
+        self._template = f"{name}{{{labels}}} %s\n" if labels else f"{name} %s\n"
+
+    def line(self, values: Labels, value: float) -> str:
+        return self._template % (
+            *[escape_label_value(values[index]) for index in self._order],
+            go_float(value),
         )
-        if budget.api_limit is not None:
-            yield _gauge(
-                "integrateio_api_rate_limit_credits",
-                "The key's credit limit as the API reports it.",
-                budget.api_limit,
+
+    def lines(self, samples: list[Sample]) -> str:
+        return "".join([self.line(values, value) for values, value in samples])
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    """How one negotiated content type spells a family: text or OpenMetrics, and the name-escaping scheme.
+
+    Derived from the content type `choose_encoder` picked, so the scheme we announce is the one we apply.
+    """
+
+    openmetrics: bool
+    escaping: str
+
+    @classmethod
+    def of(cls, content_type: str) -> _Syntax:
+        _, found, escaping = content_type.partition("escaping=")
+        return cls(content_type.startswith(OPENMETRICS_TYPE), escaping.strip() if found else UNDERSCORES)
+
+    def header(self, family: Family) -> str:
+        if self.openmetrics:
+            name = escape_metric_name(family.name, self.escaping)
+            documentation = escape_label_value(family.documentation)  # OpenMetrics escapes quotes in HELP too
+        else:
+            name = escape_metric_name(family.sample_name, self.escaping)
+            documentation = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {name} {documentation}\n# TYPE {name} {family.type}\n"
+
+    def spelling(self, family: Family) -> tuple[str, Labels]:
+        """The escaped sample name and label names, as each prometheus_client encoder escapes them (the
+        OpenMetrics one escapes sample names with the label-name rule, hence the private helpers)."""
+        if self.openmetrics:
+            name = _escape(family.sample_name, self.escaping, _is_legacy_labelname_rune)
+        else:
+            name = escape_metric_name(family.sample_name, self.escaping)
+        return name, tuple(escape_label_name(label, self.escaping) for label in family.labels)
+
+    def line_format(self, family: Family) -> _LineFormat:
+        name, labels = self.spelling(family)
+        return _LineFormat(name, labels, family)
+
+
+class _Chunk:
+    """Up to `CHUNK_JOBS` consecutive jobs' lines joined per family, each block deflated when first needed.
+
+    Joining blocks of a few hundred jobs keeps a job change from re-joining 500k per-job pieces. A chunk is
+    rebuilt when one of its jobs changed; a family whose block came out the same keeps its compressed segment,
+    so a refresh that only moved `last_success` recompresses one family of the chunk, not ten.
+    """
+
+    __slots__ = ("blocks", "segments", "states")
+
+    def __init__(
+        self, states: tuple[JobState, ...], blocks: tuple[bytes, ...], previous: _Chunk | None
+    ) -> None:
+        self.states = states
+        self.blocks = blocks
+        self.segments: list[bytes | None] = [None] * len(blocks)
+        if previous is not None:
+            for index, (block, old) in enumerate(zip(blocks, previous.blocks, strict=True)):
+                if block == old:
+                    self.segments[index] = previous.segments[index]
+
+    def holds(self, states: tuple[JobState, ...]) -> bool:
+        return len(self.states) == len(states) and all(map(is_, self.states, states))
+
+    def segment(self, index: int) -> bytes:
+        segment = self.segments[index]
+        if segment is None:
+            segment = self.segments[index] = deflate_segment(self.blocks[index])
+        return segment
+
+
+class _JobLines:
+    """Every job's lines for each job family, as bytes, rendered again only for jobs whose state changed, and
+    grouped into chunks of consecutive jobs.
+
+    Shared by the content types that spell sample lines alike (text and OpenMetrics do, for our names, under
+    every escaping but dots and values), so two formats in use do not double the memory.
+    """
+
+    def __init__(self, syntax: _Syntax) -> None:
+        self._formats = tuple(syntax.line_format(family) for family in JOB_FAMILIES)
+        self._by_job: dict[int, tuple[JobState, tuple[bytes, ...]]] = {}
+        self._chunks: list[_Chunk] = []
+
+    def chunks(self, states: tuple[JobState, ...]) -> list[_Chunk]:
+        """The chunks for these jobs, in order; chunks whose jobs are all unchanged are the same objects."""
+        chunks = []
+        for number, start in enumerate(range(0, len(states), CHUNK_JOBS)):
+            part = states[start : start + CHUNK_JOBS]
+            known = self._chunks[number] if number < len(self._chunks) else None
+            if known is None or not known.holds(part):
+                rows = [self._lines(state) for state in part]
+                blocks = tuple(b"".join(map(itemgetter(index), rows)) for index in range(len(JOB_FAMILIES)))
+                known = _Chunk(part, blocks, known)
+            chunks.append(known)
+        self._chunks = chunks
+        if len(self._by_job) > len(states):  # jobs left the configuration: forget their lines
+            self._by_job = {state.job_id: self._by_job[state.job_id] for state in states}
+        return chunks
+
+    def _lines(self, state: JobState) -> tuple[bytes, ...]:
+        known = self._by_job.get(state.job_id)
+        if known is None or known[0] is not state:
+            lines = tuple(
+                utf8(line_format.lines(samples))
+                for line_format, samples in zip(self._formats, job_samples(state), strict=True)
             )
-        if budget.api_remaining is not None:
-            yield _gauge(
-                "integrateio_api_rate_limit_remaining_credits",
-                "Credits left to the key as the API reports them, all clients of the key included.",
-                budget.api_remaining,
-            )
-        yield _gauge(
-            "integrateio_budget_limit_credits", "Credits the exporter allows itself per window.", budget.limit
-        )
-        yield _gauge(
-            "integrateio_budget_spent_credits",
-            "Credits the exporter spent in the current window.",
-            budget.spent,
-        )
-        yield _gauge(
-            "integrateio_budget_remaining_credits",
-            "Credits the exporter may still spend in the window.",
-            budget.remaining,
-        )
-        yield _gauge(
-            "integrateio_budget_window_seconds",
-            "The sliding window of the credit budget.",
-            budget.window_seconds,
-        )
-    yield _gauge(
-        "integrateio_refresh_interval_seconds",
-        "Effective refresh interval of a job that is not final (stretched when the budget requires).",
-        state.interval_seconds,
-    )
-    yield _gauge(
-        "integrateio_refresh_interval_target_seconds",
-        "The configured polling.interval_seconds.",
-        state.target_interval_seconds,
-    )
-    yield _gauge("integrateio_watched_jobs", "Jobs the exporter watches.", len(snapshot.jobs))
-    if state.last_full_refresh is not None:
-        yield _gauge(
-            "integrateio_last_full_refresh_timestamp_seconds",
-            "When every watched job was last refreshed, as Unix time.",
-            state.last_full_refresh,
-        )
-    yield _gauge(
-        "integrateio_config_last_reload_success",
-        "1 if the last configuration load succeeded.",
-        state.config_reload_ok,
-    )
-    if state.config_reload_time is not None:
-        yield _gauge(
-            "integrateio_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, as Unix time.",
-            state.config_reload_time,
-        )
-    info = GaugeMetricFamily(
-        "integrateio_exporter_build_info",
-        "Version of the exporter; always 1.",
-        labels=["version", "python_version"],
-    )
-    info.add_metric([__version__, platform.python_version()], 1.0)
-    yield info
+            known = self._by_job[state.job_id] = (state, lines)
+        return known[1]
 
 
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=float(value))
+class _Variant:
+    """What one content type serves for the current version: the job part (kept while no job changes), the
+    exporter's families (rendered for every version), and the plain and gzip bodies, each built when first
+    asked for — a Prometheus that always asks for gzip never makes us hold the plain body.
+    """
+
+    def __init__(self, syntax: _Syntax, job_lines: _JobLines) -> None:
+        self.syntax = syntax
+        self.job_lines = job_lines
+        self._headers = tuple(utf8(syntax.header(family)) for family in JOB_FAMILIES)
+        self._header_segments = tuple(deflate_segment(header) for header in self._headers)
+        self._exporter_formats = {
+            family: (syntax.header(family), syntax.line_format(family)) for family in EXPORTER_FAMILIES
+        }
+        self.version = -1
+        self._jobs: tuple[JobState, ...] | None = None
+        self._chunks: list[_Chunk] = []
+        self._tail = b""
+        self._body: bytes | None = None
+        self._gzipped: bytes | None = None
+        self._deflated_jobs: tuple[bytes, int, int] | None = None  # the job part deflated, its CRC-32, length
+
+    def update(self, snapshot: CacheSnapshot) -> None:
+        jobs = snapshot.jobs
+        previous = self._jobs
+        if previous is None or len(previous) != len(jobs) or not all(map(is_, previous, jobs)):
+            self._chunks = self.job_lines.chunks(jobs)
+            self._jobs = jobs
+            self._deflated_jobs = None
+        self._tail = self._exporter_part(snapshot)
+        self._body = self._gzipped = None
+        self.version = snapshot.version
+
+    def body(self) -> bytes:
+        if self._body is None:
+            parts: list[bytes] = []
+            for index, header in enumerate(self._headers):
+                parts.append(header)
+                parts.extend(chunk.blocks[index] for chunk in self._chunks)
+            parts.append(self._tail)
+            self._body = b"".join(parts)
+        return self._body
+
+    def gzipped(self) -> bytes:
+        """The body as one gzip member, spliced from deflate segments: the job part's segments are kept while
+        no job changes, so a new version compresses only the exporter's few lines (and a job change only the
+        blocks that changed), where compressing the whole body of 50k jobs takes the better part of a second.
+        """
+        if self._gzipped is None:
+            if self._deflated_jobs is None:
+                segments = []
+                crc = length = 0
+                for index, header in enumerate(self._headers):
+                    segments.append(self._header_segments[index])
+                    crc, length = zlib.crc32(header, crc), length + len(header)
+                    for chunk in self._chunks:
+                        block = chunk.blocks[index]
+                        segments.append(chunk.segment(index))
+                        crc, length = zlib.crc32(block, crc), length + len(block)
+                self._deflated_jobs = (b"".join(segments), crc, length)
+            head, crc, length = self._deflated_jobs
+            tail = self._tail
+            last = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+            trailer = struct.pack("<II", zlib.crc32(tail, crc), (length + len(tail)) & 0xFFFFFFFF)
+            self._gzipped = b"".join((GZIP_HEADER, head, last.compress(tail), last.flush(), trailer))
+        return self._gzipped
+
+    def _exporter_part(self, snapshot: CacheSnapshot) -> bytes:
+        parts = []
+        for family, samples in exporter_samples(snapshot):
+            header, line_format = self._exporter_formats[family]
+            parts.append(header)
+            parts.append(line_format.lines(samples))
+        if self.syntax.openmetrics:
+            parts.append("# EOF\n")
+        return utf8("".join(parts))
 
 
-def _optional(value: int | None) -> str:
-    return "" if value is None else str(value)
+def deflate_segment(data: bytes) -> bytes:
+    """Raw deflate of `data`, ended on a byte boundary and not final, with no back-references outside it:
+    segments compressed apart can be laid end to end into one deflate stream (as pigz does)."""
+    if not data:
+        return b""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
 @dataclass(frozen=True)
@@ -227,42 +521,40 @@ class Rendered:
     body: bytes
 
 
-class _SnapshotCollector(Collector):
-    """Adapts one snapshot to prometheus_client's encoders, which want a registry-like `collect()`."""
-
-    def __init__(self, snapshot: CacheSnapshot) -> None:
-        self._snapshot = snapshot
-
-    def collect(self) -> Iterator[Metric]:
-        return collect_families(self._snapshot)
-
-
 class Exposition:
-    """Serves the cache as exposition bytes, rendering only when the cache version moved."""
+    """Serves the cache as exposition bytes, rendering only what changed since the last scrape."""
 
     def __init__(self, cache: JobCache) -> None:
         self._cache = cache
         self._lock = threading.Lock()
-        self._rendered: dict[tuple[int, str, bool], Rendered] = {}
+        self._variants: OrderedDict[str, _Variant] = OrderedDict()
 
     def render(self, accept: str | None, gzip_ok: bool = False) -> Rendered:
         """The body for a scrape with this Accept header; gzip-compressed when gzip_ok."""
-        encoder, content_type = choose_encoder(accept or "")
+        _, content_type = choose_encoder(accept or "")
         with self._lock:  # one render at a time; concurrent scrapes of the same version share it
-            version = self._cache.version
-            found = self._rendered.get((version, content_type, gzip_ok))
-            if found is not None:
-                return found
-            plain = self._rendered.get((version, content_type, False))
-            if plain is None:
-                snapshot = self._cache.snapshot()
-                version = snapshot.version
-                plain = Rendered(content_type, encoder(_SnapshotCollector(snapshot)))
-            # Bodies of older versions are never served again.
-            self._rendered = {key: body for key, body in self._rendered.items() if key[0] == version}
-            self._rendered[(version, content_type, False)] = plain
-            if not gzip_ok:
-                return plain
-            packed = Rendered(content_type, gzip.compress(plain.body, compresslevel=6))
-            self._rendered[(version, content_type, True)] = packed
-            return packed
+            variant = self._variant(content_type)
+            if variant.version != self._cache.version:
+                variant.update(self._cache.snapshot())
+            return Rendered(content_type, variant.gzipped() if gzip_ok else variant.body())
+
+    def _variant(self, content_type: str) -> _Variant:
+        variant = self._variants.get(content_type)
+        if variant is not None:
+            self._variants.move_to_end(content_type)
+            return variant
+        syntax = _Syntax.of(content_type)
+        spelling = [syntax.spelling(family) for family in JOB_FAMILIES]
+        job_lines = next(
+            (
+                known.job_lines
+                for known in self._variants.values()
+                if [known.syntax.spelling(family) for family in JOB_FAMILIES] == spelling
+            ),
+            None,
+        )
+        variant = _Variant(syntax, job_lines or _JobLines(syntax))
+        self._variants[content_type] = variant
+        if len(self._variants) > MAX_VARIANTS:
+            self._variants.popitem(last=False)
+        return variant
