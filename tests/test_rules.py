@@ -242,7 +242,9 @@ def test_the_package_alerts_compare_replicas_through_their_timestamps() -> None:
     all instances of a scrape job (no `instance` in any grouping), per account and package, and wait until every
     exporter of the scrape job has completed a full refresh (before that, a package view can be partial)."""
     rules = {rule["alert"]: rule for rule in alert_rules()}
-    failure = f"max {PACKAGE_GROUPING} (integrateio_package_last_failure_timestamp_seconds)"
+    failure = (
+        f"max {PACKAGE_GROUPING} (max_over_time(integrateio_package_last_failure_timestamp_seconds[1h]))"
+    )
     success = (
         f"max {PACKAGE_GROUPING} (max_over_time(integrateio_package_last_success_timestamp_seconds[1h]))"
     )
