@@ -17,8 +17,8 @@ demo: install
 	$(BIN)/integrateio-exporter --demo
 
 lint: install
-	$(BIN)/ruff check exporter tests bench
-	$(BIN)/ruff format --check exporter tests bench
+	$(BIN)/ruff check exporter tests bench scripts
+	$(BIN)/ruff format --check exporter tests bench scripts
 	$(BIN)/mypy
 
 test: lint

@@ -53,6 +53,7 @@ class CreditBudget:
         self._sent: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
         self._consecutive_refusals = 0
+        self._probe_in_flight = False
         self._tokens = 0.0
         self._tokens_at = clock()
         self._api_limit: int | None = None
@@ -90,6 +91,10 @@ class CreditBudget:
             now = self._clock()
             if self._wait_locked(now) > 0.0:
                 return False
+            if self._consecutive_refusals:
+                # After a refusal one request probes the API; the others wait for its answer, so that the
+                # requests queued during the pause do not all meet the same 429 or 401 at once.
+                self._probe_in_flight = True
             self._sent.append(now)
             self._tokens -= 1.0
             if self._api_remaining is not None:
@@ -106,6 +111,8 @@ class CreditBudget:
         self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._rate)
         self._tokens_at = now
         waits = [self._paused_until - now, (1.0 - self._tokens) / self._rate]
+        if self._probe_in_flight:
+            waits.append(0.1)
         if len(self._sent) >= self._limit:
             # The oldest send that still counts must leave the window before another fits.
             waits.append(self._sent[len(self._sent) - self._limit] + self._window + self._guard - now)
@@ -140,14 +147,20 @@ class CreditBudget:
         """An answer that was neither a 429 nor a refused key: the next refusal backs off from the start."""
         with self._lock:
             self._consecutive_refusals = 0
+            self._probe_in_flight = False
 
     def record_refused(self, retry_after: float | None = None) -> float:
         """A 429 or a refused key: pause every request; return the pause (Retry-After if given, capped)."""
         with self._lock:
+            now = self._clock()
+            if retry_after is None and now < self._paused_until:
+                # Requests already in flight when the pause began: one refusal, not several.
+                return self._paused_until - now
             self._consecutive_refusals += 1
+            self._probe_in_flight = False
             backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
             pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 0.0))
-            self._paused_until = max(self._paused_until, self._clock() + pause)
+            self._paused_until = max(self._paused_until, now + pause)
             return pause
 
     @property

@@ -100,6 +100,9 @@ class Fetcher:
         except ApiError as error:
             self._after_error(endpoint, error)
             raise
+        except BaseException:
+            self._budget.record_accepted()  # not a refusal: never leave a probe hanging and the poller stuck
+            raise
         self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
         self._budget.record_accepted()
         try:

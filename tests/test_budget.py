@@ -65,13 +65,39 @@ def test_snapshot_counts_spent_and_remaining() -> None:
 def test_refusals_pause_everything_with_a_doubling_capped_backoff() -> None:
     clock = Clock()
     budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
-    pauses = [budget.record_refused() for _ in range(7)]
+    pauses = []
+    for _ in range(7):
+        pauses.append(budget.record_refused())
+        clock.now += pauses[-1]
     assert pauses == [60.0, 120.0, 240.0, 480.0, 900.0, 900.0, 900.0]
+    clock.now -= 900.0
     assert not budget.try_spend()
     assert budget.snapshot().backoff_seconds == 900.0
     budget.record_accepted()
     clock.now += 900.0
     assert budget.record_refused() == 60.0
+
+
+def test_refusals_of_requests_already_in_flight_count_once() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
+    assert budget.record_refused() == 60.0
+    clock.now += 0.5
+    assert budget.record_refused() == 59.5  # a second 401 from the same burst: the same pause
+    clock.now += 59.5
+    assert budget.record_refused() == 120.0
+
+
+def test_after_a_pause_one_request_probes_before_the_others_go() -> None:
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
+    budget.record_refused()
+    clock.now += 60.0
+    assert budget.try_spend()
+    assert not budget.try_spend()  # the probe's answer is not in yet
+    budget.record_accepted()
+    assert budget.try_spend()
+    assert budget.try_spend()
 
 
 def test_retry_after_is_honoured_but_capped() -> None:
