@@ -24,6 +24,7 @@ class JobState:
     """What we know about one watched job. `job` is None until the first successful refresh."""
 
     job_id: int
+    account: str | None = None
     job: Job | None = None
     last_success: float | None = None
     last_attempt_ok: bool | None = None
@@ -41,6 +42,7 @@ class PackageState:
     """A package across its runs: kept when its jobs age out, so "no success in 26 hours" stays answerable."""
 
     package_id: int
+    account: str | None = None
     name: str | None = None
     last_finished: Job | None = None
     last_success: float | None = None
@@ -66,6 +68,8 @@ class PackageState:
 class ExporterState:
     """The exporter's own health, as the poller last published it."""
 
+    account: str | None = None
+    watched_jobs: int = 0
     requests: MappingProxyType[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
     budget: BudgetSnapshot | None = None
     api_up: bool | None = None
@@ -81,22 +85,36 @@ class ExporterState:
 
 @dataclass(frozen=True)
 class CacheSnapshot:
-    """A consistent view for one render: jobs in configuration order, and the exporter's state."""
+    """A consistent view for one render: jobs in configuration order, packages, and the exporter's own state
+    (one `ExporterState` per account; a single-account exporter has exactly one)."""
 
     version: int
     jobs: tuple[JobState, ...]
-    exporter: ExporterState
+    exporters: tuple[ExporterState, ...]
     packages: tuple[PackageState, ...] = ()
+
+    @property
+    def exporter(self) -> ExporterState:
+        """The first account's state: the only one unless `accounts:` is configured."""
+        return self.exporters[0]
+
+    @property
+    def ready(self) -> bool:
+        return all(state.ready for state in self.exporters)
 
 
 class JobCache:
-    """Thread-safe store of JobState per watched job plus ExporterState."""
+    """Thread-safe store of one account's JobState per watched job, PackageState, and ExporterState.
 
-    def __init__(self) -> None:
+    `account` is the value of the `account` label when several accounts are configured, else None.
+    """
+
+    def __init__(self, account: str | None = None) -> None:
+        self._account = account
         self._lock = threading.Lock()
         self._jobs: dict[int, JobState] = {}
         self._packages: dict[int, PackageState] = {}
-        self._exporter = ExporterState()
+        self._exporter = ExporterState(account=account)
         self._requests: Counter[tuple[str, str]] = Counter()
         self._version = 0
 
@@ -107,7 +125,10 @@ class JobCache:
     def set_watched(self, job_ids: Iterable[int]) -> None:
         """Follow a (re)loaded job list: known jobs keep their state, unwatched ones leave /metrics."""
         with self._lock:
-            self._jobs = {job_id: self._jobs.get(job_id, JobState(job_id)) for job_id in job_ids}
+            self._jobs = {
+                job_id: self._jobs.get(job_id) or JobState(job_id, self._account) for job_id in job_ids
+            }
+            self._exporter = replace(self._exporter, watched_jobs=len(self._jobs))
             self._version += 1
 
     def get(self, job_id: int) -> JobState | None:
@@ -129,7 +150,9 @@ class JobCache:
                 after = replace(before, job=job, last_success=now, last_attempt_ok=True, missing=False)
                 self._jobs[job.id] = after
                 if job.package_id is not None:
-                    package = self._packages.get(job.package_id) or PackageState(job.package_id)
+                    package = self._packages.get(job.package_id) or PackageState(
+                        job.package_id, self._account
+                    )
                     self._packages[job.package_id] = package.seen(job)
                 changes.append((before, after))
             self._version += 1
@@ -167,7 +190,10 @@ class JobCache:
     def snapshot(self) -> CacheSnapshot:
         with self._lock:
             return CacheSnapshot(
-                version=self._version, jobs=tuple(self._jobs.values()), exporter=self._exporter
+                version=self._version,
+                jobs=tuple(self._jobs.values()),
+                exporters=(self._exporter,),
+                packages=tuple(self._packages[key] for key in sorted(self._packages)),
             )
 
     def _update(self, job_id: int, **fields: Any) -> JobState | None:
@@ -179,3 +205,27 @@ class JobCache:
             self._jobs[job_id] = after
             self._version += 1
             return after
+
+
+class CacheGroup:
+    """Several accounts' caches read as one, for the exposition and the status page.
+
+    Each account's cache only ever counts its version up, so the sum of the versions moves whenever any
+    account changes; the snapshot takes each cache's own consistent snapshot in turn.
+    """
+
+    def __init__(self, caches: list[JobCache]) -> None:
+        self._caches = caches
+
+    @property
+    def version(self) -> int:
+        return sum(cache.version for cache in self._caches)
+
+    def snapshot(self) -> CacheSnapshot:
+        parts = [cache.snapshot() for cache in self._caches]
+        return CacheSnapshot(
+            version=sum(part.version for part in parts),
+            jobs=tuple(state for part in parts for state in part.jobs),
+            exporters=tuple(state for part in parts for state in part.exporters),
+            packages=tuple(state for part in parts for state in part.packages),
+        )

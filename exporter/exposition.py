@@ -65,7 +65,7 @@ from prometheus_client.openmetrics.exposition import (
 from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
-from exporter.cache import CacheSnapshot, JobCache, JobState
+from exporter.cache import CacheGroup, CacheSnapshot, ExporterState, JobCache, JobState, PackageState
 from exporter.model import JobStatus
 
 STATUS_VALUES = tuple(status.value for status in JobStatus)
@@ -195,6 +195,42 @@ CONFIG_RELOAD_TIME = Family(
     "integrateio_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully, as Unix time.",
 )
+DISCOVERED_JOBS = Family(
+    "integrateio_discovered_jobs", "Jobs watched because discovery found them, on top of the configured ones."
+)
+DISCOVERY_DROPPED = Family(
+    "integrateio_discovery_dropped_jobs",
+    "Runs discovery did not watch, or stopped watching early, because discover.max_jobs was reached.",
+    counter=True,
+)
+PACKAGE_LAST_STATUS = Family(
+    "integrateio_package_last_job_status",
+    "Status of the package's last finished job: 1 for it, 0 for the other statuses.",
+    ("package_id", "status"),
+)
+PACKAGE_LAST_SUCCESS = Family(
+    "integrateio_package_last_success_timestamp_seconds",
+    "When the package's last completed job finished, as Unix time.",
+    ("package_id",),
+)
+PACKAGE_LAST_FAILURE = Family(
+    "integrateio_package_last_failure_timestamp_seconds",
+    "When the package's last failed job finished, as Unix time.",
+    ("package_id",),
+)
+PACKAGE_RUNNING = Family(
+    "integrateio_package_running_jobs", "Watched jobs of the package now running.", ("package_id",)
+)
+PACKAGE_INFO = Family(
+    "integrateio_package_info", "Name of the package; always 1.", ("package_id", "package_name")
+)
+PACKAGE_FAMILIES = (
+    PACKAGE_LAST_STATUS,
+    PACKAGE_LAST_SUCCESS,
+    PACKAGE_LAST_FAILURE,
+    PACKAGE_RUNNING,
+    PACKAGE_INFO,
+)
 BUILD_INFO = Family(
     "integrateio_exporter_build_info", "Version of the exporter; always 1.", ("version", "python_version")
 )
@@ -214,13 +250,37 @@ EXPORTER_FAMILIES = (
     LAST_FULL_REFRESH,
     CONFIG_RELOAD,
     CONFIG_RELOAD_TIME,
+    DISCOVERED_JOBS,
+    DISCOVERY_DROPPED,
+    *PACKAGE_FAMILIES,
     BUILD_INFO,
 )
+# The process's own series: one per exporter, never per account.
+ACCOUNTLESS = frozenset({BUILD_INFO})
+
+
+def for_accounts(family: Family, labelled: bool) -> Family:
+    """The family as served: with several accounts configured, every series but the build info has `account`
+    as its first label."""
+    if not labelled or family in ACCOUNTLESS:
+        return family
+    return Family(family.name, family.documentation, ("account", *family.labels), family.counter)
+
+
+def _with_account(account: str | None, samples: list[Sample]) -> list[Sample]:
+    if account is None:
+        return samples
+    return [((account, *labels), value) for labels, value in samples]
 
 
 def job_samples(state: JobState) -> tuple[list[Sample], ...]:
     """The samples one job contributes to each of `JOB_FAMILIES`, in that order (label values in the order of
-    the family's `labels`). A job never refreshed has only its poll bookkeeping; absent fields, no series."""
+    the family's `labels`, after the account's when there is one). A job never refreshed has only its poll
+    bookkeeping; absent fields, no series."""
+    return tuple(_with_account(state.account, samples) for samples in _job_samples(state))
+
+
+def _job_samples(state: JobState) -> tuple[list[Sample], ...]:
     job_id = str(state.job_id)
     missing: list[Sample] = [((job_id,), 1.0 if state.missing else 0.0)]
     errors: list[Sample] = [((job_id, error), float(count)) for error, count in sorted(state.errors.items())]
@@ -250,8 +310,20 @@ def job_samples(state: JobState) -> tuple[list[Sample], ...]:
 
 
 def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]]]:
-    """The exporter's own families, in order; a family whose value is not known yet is left out entirely."""
-    state = snapshot.exporter
+    """The exporter's own families and the packages', in order, each account's samples under one header; a
+    family whose value is not known yet is left out entirely."""
+    merged: dict[Family, list[Sample]] = {}
+    for state in snapshot.exporters:
+        for family, samples in _account_samples(state):
+            merged.setdefault(family, []).extend(_with_account(state.account, samples))
+    for package in snapshot.packages:
+        for family, samples in _package_samples(package, snapshot.jobs):
+            merged.setdefault(family, []).extend(_with_account(package.account, samples))
+    merged[BUILD_INFO] = [((__version__, PYTHON_VERSION), 1.0)]
+    return [(family, merged[family]) for family in EXPORTER_FAMILIES if family in merged]
+
+
+def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
     requests: list[Sample] = [
         ((endpoint, outcome), float(n)) for (endpoint, outcome), n in sorted(state.requests.items())
     ]
@@ -273,11 +345,44 @@ def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]
         single(BUDGET_WINDOW, budget.window_seconds)
     single(REFRESH_INTERVAL, state.interval_seconds)
     single(REFRESH_TARGET, state.target_interval_seconds)
-    single(WATCHED_JOBS, len(snapshot.jobs))
+    single(WATCHED_JOBS, state.watched_jobs)
     single(LAST_FULL_REFRESH, state.last_full_refresh)
     single(CONFIG_RELOAD, state.config_reload_ok)
     single(CONFIG_RELOAD_TIME, state.config_reload_time)
-    families.append((BUILD_INFO, [((__version__, PYTHON_VERSION), 1.0)]))
+    if state.discovered_jobs is not None:
+        single(DISCOVERED_JOBS, state.discovered_jobs)
+        single(DISCOVERY_DROPPED, state.discovery_dropped)
+    return families
+
+
+def _package_samples(package: PackageState, jobs: tuple[JobState, ...]) -> list[tuple[Family, list[Sample]]]:
+    package_id = str(package.package_id)
+    families: list[tuple[Family, list[Sample]]] = []
+    last = package.last_finished
+    if last is not None:
+        families.append(
+            (
+                PACKAGE_LAST_STATUS,
+                [
+                    ((package_id, value), 1.0 if last.status.value == value else 0.0)
+                    for value in STATUS_VALUES
+                ],
+            )
+        )
+    if package.last_success is not None:
+        families.append((PACKAGE_LAST_SUCCESS, [((package_id,), package.last_success)]))
+    if package.last_failure is not None:
+        families.append((PACKAGE_LAST_FAILURE, [((package_id,), package.last_failure)]))
+    running = sum(
+        1
+        for state in jobs
+        if state.account == package.account
+        and state.job is not None
+        and state.job.package_id == package.package_id
+        and state.job.status is JobStatus.RUNNING
+    )
+    families.append((PACKAGE_RUNNING, [((package_id,), float(running))]))
+    families.append((PACKAGE_INFO, [((package_id, package.name or ""), 1.0)]))
     return families
 
 
@@ -394,9 +499,9 @@ class _JobLines:
     every escaping but dots and values), so two formats in use do not double the memory.
     """
 
-    def __init__(self, syntax: _Syntax) -> None:
-        self._formats = tuple(syntax.line_format(family) for family in JOB_FAMILIES)
-        self._by_job: dict[int, tuple[JobState, tuple[bytes, ...]]] = {}
+    def __init__(self, syntax: _Syntax, labelled: bool) -> None:
+        self._formats = tuple(syntax.line_format(for_accounts(family, labelled)) for family in JOB_FAMILIES)
+        self._by_job: dict[tuple[str | None, int], tuple[JobState, tuple[bytes, ...]]] = {}
         self._chunks: list[_Chunk] = []
 
     def chunks(self, states: tuple[JobState, ...]) -> list[_Chunk]:
@@ -412,17 +517,20 @@ class _JobLines:
             chunks.append(known)
         self._chunks = chunks
         if len(self._by_job) > len(states):  # jobs left the configuration: forget their lines
-            self._by_job = {state.job_id: self._by_job[state.job_id] for state in states}
+            self._by_job = {
+                key: self._by_job[key] for key in ((state.account, state.job_id) for state in states)
+            }
         return chunks
 
     def _lines(self, state: JobState) -> tuple[bytes, ...]:
-        known = self._by_job.get(state.job_id)
+        key = (state.account, state.job_id)
+        known = self._by_job.get(key)
         if known is None or known[0] is not state:
             lines = tuple(
                 utf8(line_format.lines(samples))
                 for line_format, samples in zip(self._formats, job_samples(state), strict=True)
             )
-            known = self._by_job[state.job_id] = (state, lines)
+            known = self._by_job[key] = (state, lines)
         return known[1]
 
 
@@ -432,13 +540,14 @@ class _Variant:
     asked for — a Prometheus that always asks for gzip never makes us hold the plain body.
     """
 
-    def __init__(self, syntax: _Syntax, job_lines: _JobLines) -> None:
+    def __init__(self, syntax: _Syntax, job_lines: _JobLines, labelled: bool) -> None:
         self.syntax = syntax
         self.job_lines = job_lines
         self._headers = tuple(utf8(syntax.header(family)) for family in JOB_FAMILIES)
         self._header_segments = tuple(deflate_segment(header) for header in self._headers)
         self._exporter_formats = {
-            family: (syntax.header(family), syntax.line_format(family)) for family in EXPORTER_FAMILIES
+            family: (syntax.header(family), syntax.line_format(for_accounts(family, labelled)))
+            for family in EXPORTER_FAMILIES
         }
         self.version = -1
         self._jobs: tuple[JobState, ...] | None = None
@@ -522,10 +631,14 @@ class Rendered:
 
 
 class Exposition:
-    """Serves the cache as exposition bytes, rendering only what changed since the last scrape."""
+    """Serves the cache as exposition bytes, rendering only what changed since the last scrape.
 
-    def __init__(self, cache: JobCache) -> None:
+    `cache` is one account's JobCache, or a CacheGroup of several (then `labelled`: an `account` label).
+    """
+
+    def __init__(self, cache: JobCache | CacheGroup, labelled: bool = False) -> None:
         self._cache = cache
+        self._labelled = labelled
         self._lock = threading.Lock()
         self._variants: OrderedDict[str, _Variant] = OrderedDict()
 
@@ -553,7 +666,7 @@ class Exposition:
             ),
             None,
         )
-        variant = _Variant(syntax, job_lines or _JobLines(syntax))
+        variant = _Variant(syntax, job_lines or _JobLines(syntax, self._labelled), self._labelled)
         self._variants[content_type] = variant
         if len(self._variants) > MAX_VARIANTS:
             self._variants.popitem(last=False)

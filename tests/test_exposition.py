@@ -231,6 +231,18 @@ def _reference_exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
             "When the configuration was last loaded successfully, as Unix time.",
             state.config_reload_time,
         )
+    if state.discovered_jobs is not None:
+        yield _gauge(
+            "integrateio_discovered_jobs",
+            "Jobs watched because discovery found them, on top of the configured ones.",
+            state.discovered_jobs,
+        )
+        yield CounterMetricFamily(
+            "integrateio_discovery_dropped_jobs",
+            "Runs discovery did not watch, or stopped watching early, because discover.max_jobs was reached.",
+            value=state.discovery_dropped,
+        )
+    yield from _reference_package_families(snapshot)
     info = GaugeMetricFamily(
         "integrateio_exporter_build_info",
         "Version of the exporter; always 1.",
@@ -238,6 +250,53 @@ def _reference_exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
     )
     info.add_metric([__version__, platform.python_version()], 1.0)
     yield info
+
+
+def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
+    last_status = GaugeMetricFamily(
+        "integrateio_package_last_job_status",
+        "Status of the package's last finished job: 1 for it, 0 for the other statuses.",
+        labels=["package_id", "status"],
+    )
+    success = GaugeMetricFamily(
+        "integrateio_package_last_success_timestamp_seconds",
+        "When the package's last completed job finished, as Unix time.",
+        labels=["package_id"],
+    )
+    failure = GaugeMetricFamily(
+        "integrateio_package_last_failure_timestamp_seconds",
+        "When the package's last failed job finished, as Unix time.",
+        labels=["package_id"],
+    )
+    running = GaugeMetricFamily(
+        "integrateio_package_running_jobs", "Watched jobs of the package now running.", labels=["package_id"]
+    )
+    info = GaugeMetricFamily(
+        "integrateio_package_info", "Name of the package; always 1.", labels=["package_id", "package_name"]
+    )
+    for package in snapshot.packages:
+        package_id = str(package.package_id)
+        if package.last_finished is not None:
+            for value in (s.value for s in JobStatus):
+                last_status.add_metric(
+                    [package_id, value], 1.0 if package.last_finished.status.value == value else 0.0
+                )
+        if package.last_success is not None:
+            success.add_metric([package_id], package.last_success)
+        if package.last_failure is not None:
+            failure.add_metric([package_id], package.last_failure)
+        count = sum(
+            1
+            for state in snapshot.jobs
+            if state.job is not None
+            and state.job.package_id == package.package_id
+            and state.job.status is JobStatus.RUNNING
+        )
+        running.add_metric([package_id], float(count))
+        info.add_metric([package_id, package.name or ""], 1.0)
+    for family in (last_status, success, failure, running, info):
+        if family.samples:
+            yield family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -452,7 +511,7 @@ def test_incremental_renders_equal_fresh_references_after_every_kind_of_write() 
 
 job_documents = st.fixed_dictionaries(
     {
-        "status": st.sampled_from([s.value for s in JobStatus]) | st.text(min_size=1),
+        "status": st.sampled_from([s.value for s in JobStatus]) | st.text(min_size=1).filter(str.strip),
         "progress": st.none() | st.floats(allow_nan=False) | st.integers(),
         "runtime_in_seconds": st.none() | st.floats(allow_nan=False, allow_infinity=False, min_value=0),
         "package": st.none()
@@ -552,7 +611,12 @@ def test_a_change_to_one_job_changes_that_jobs_lines_and_renders_only_that_job(
     after = exposition.render(None).body.decode().splitlines()
     assert rendered == [42]
     mine = 'job_id="42"'
-    assert [line for line in before if mine not in line] == [line for line in after if mine not in line]
+
+    def others(lines: list[str]) -> list[str]:
+        # Job 42's own lines change, and so does its package's view (its last finished run is now 42).
+        return [line for line in lines if mine not in line and "integrateio_package_" not in line]
+
+    assert others(before) == others(after)
     assert {line for line in before if mine in line} != {line for line in after if mine in line}
 
 
