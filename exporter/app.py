@@ -1,16 +1,20 @@
 """One running exporter: config → client → poller → cache → exposition → HTTP, started and stopped as a unit.
 
 The command line wraps this with flags, logging and signals; tests and benchmarks run it in-process the same
-way, so what they measure is what users run.
+way, so what they measure is what users run. Each configured account has its own client, credit budget, poller
+and cache; the HTTP side reads them together (`CacheGroup`), with an `account` label when there are several.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from exporter.budget import CreditBudget
-from exporter.cache import JobCache
+from exporter.cache import CacheGroup, JobCache
 from exporter.client import ApiClient
 from exporter.config import Config
 from exporter.exposition import Exposition
@@ -18,26 +22,59 @@ from exporter.poller import Poller
 from exporter.server import ExporterHTTPServer, Site, serve_in_background
 from exporter.webconfig import WebConfig
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Account:
+    """The parts that poll one account."""
+
+    config: Config
+    cache: JobCache
+    budget: CreditBudget
+    poller: Poller
+    thread: threading.Thread
+
 
 class App:
-    """Binds the listening socket at construction (so a taken port fails early); `start()` begins polling."""
+    """Binds the listening socket at construction (so a taken port fails early); `start()` begins polling.
 
-    def __init__(self, config: Config, address: tuple[str, int], web: WebConfig | None = None) -> None:
+    `config` is one account's Config or several (from `accounts:`). With one account, `cache`, `budget` and
+    `poller` are that account's; with several, `cache` is the read-only view of all of them.
+    """
+
+    def __init__(
+        self, config: Config | Sequence[Config], address: tuple[str, int], web: WebConfig | None = None
+    ) -> None:
+        configs = [config] if isinstance(config, Config) else list(config)
         self.web = web or WebConfig()
-        self.cache = JobCache()
-        self.budget = CreditBudget(config.rate_limit)
-        self.poller = Poller(config, ApiClient(config.api), self.budget, self.cache)
-        self.cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
-        health_grace = max(30.0, 3 * config.api.timeout_seconds)
+        self.accounts = [self._account(each) for each in configs]
+        first = self.accounts[0]
+        self.budget, self.poller = first.budget, first.poller
+        labelled = any(each.labelled for each in configs)
+        self.cache: JobCache | CacheGroup = (
+            first.cache if len(self.accounts) == 1 else CacheGroup([each.cache for each in self.accounts])
+        )
+        health_grace = max(30.0, 3 * max(each.api.timeout_seconds for each in configs))
         self.site = Site(
-            exposition=Exposition(self.cache),
+            exposition=Exposition(self.cache, labelled=labelled),
             cache=self.cache,
-            healthy=lambda: self.poller.alive(health_grace),
-            ready=lambda: self.cache.snapshot().exporter.ready,
+            healthy=lambda: all(each.poller.alive(health_grace) for each in self.accounts),
+            ready=lambda: self.cache.snapshot().ready,
             web=self.web,
         )
         self.server = ExporterHTTPServer(address, self.site)
-        self._poll_thread = threading.Thread(target=self.poller.run, name="poller", daemon=True)
+
+    @staticmethod
+    def _account(config: Config) -> Account:
+        cache = JobCache(account=config.name if config.labelled else None)
+        budget = CreditBudget(config.rate_limit)
+        poller = Poller(config, ApiClient(config.api), budget, cache)
+        cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
+        name = f"poller-{config.name}" if config.labelled else "poller"
+        return Account(
+            config, cache, budget, poller, threading.Thread(target=poller.run, name=name, daemon=True)
+        )
 
     def url(self, path: str = "/") -> str:
         scheme = "https" if self.web.tls_enabled else "http"
@@ -48,18 +85,32 @@ class App:
 
     def start(self) -> None:
         serve_in_background(self.server)
-        self._poll_thread.start()
+        for account in self.accounts:
+            account.thread.start()
 
-    def reload(self, config: Config) -> None:
-        self.poller.reload(config, ApiClient(config.api))
-        self.cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
+    def reload(self, config: Config | Sequence[Config]) -> bool:
+        """Apply a reloaded configuration to the running accounts, matched by name. Adding or removing an
+        account needs a restart (its poller, budget and series are set up at start): refused, False."""
+        configs = [config] if isinstance(config, Config) else list(config)
+        if [each.name for each in configs] != [account.config.name for account in self.accounts]:
+            log.error("reload refused: the list of accounts changed; restart the exporter to apply it")
+            self.reload_failed()
+            return False
+        for account, new in zip(self.accounts, configs, strict=True):
+            account.poller.reload(new, ApiClient(new.api))
+            account.config = new
+            account.cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
+        return True
 
     def reload_failed(self) -> None:
-        self.cache.update_exporter(config_reload_ok=False)
+        for account in self.accounts:
+            account.cache.update_exporter(config_reload_ok=False)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self.poller.stop()
+        for account in self.accounts:
+            account.poller.stop()
         self.server.shutdown()
         self.server.server_close()
-        if self._poll_thread.is_alive():
-            self._poll_thread.join(timeout)
+        for account in self.accounts:
+            if account.thread.is_alive():
+                account.thread.join(timeout)

@@ -12,6 +12,7 @@ import logging
 import platform
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.app import App
-from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig, Shard, load_config
+from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig, Shard, load_configs
 from exporter.errors import ConfigError
 from exporter.server import parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -74,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         if args.check_config:
-            config = load_config(args.config)
-            print(f"{args.config}: OK ({len(config.jobs)} jobs, account {config.api.account_id})")
+            configs = load_configs(args.config)
+            accounts = ", ".join(f"{len(each.jobs)} jobs, account {each.api.account_id}" for each in configs)
+            print(f"{args.config}: OK ({accounts})")
             return 0
         return run(args)
     except ConfigError as error:
@@ -118,25 +120,28 @@ def setup_logging(level: str) -> None:
 def run(args: argparse.Namespace) -> int:
     address = parse_listen_address(args.listen_address)
     web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+    shard = parse_shard(args.shard, socket.gethostname()) if args.shard else Shard()
     simulator: Simulator | None = None
     if args.demo:
-        config, simulator = _demo_config()
+        demo, simulator = _demo_config()
+        configs: tuple[Config, ...] = (demo,)
     else:
-        config = load_config(args.config)
+        configs = load_configs(args.config)
+    configs = tuple(config.sharded(shard) for config in configs)
     try:
-        app = App(config, address, web)
+        app = App(configs, address, web)
     except OSError as error:
         log.error("cannot listen on %s: %s", args.listen_address, error.strerror or error)
         return 1
     stop = threading.Event()
-    _install_signal_handlers(app, stop, None if args.demo else args.config)
+    _install_signal_handlers(app, stop, None if args.demo else args.config, shard)
     log.info(
         "integrateio-exporter %s (Python %s) serving %s",
         __version__,
         platform.python_version(),
         app.url("/metrics"),
     )
-    _log_summary(config, demo=simulator is not None)
+    _log_summary(configs, demo=simulator is not None)
     app.start()
     stop.wait()
     log.info("stopping")
@@ -147,48 +152,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_signal_handlers(app: App, stop: threading.Event, config_path: str | None) -> None:
+def _install_signal_handlers(app: App, stop: threading.Event, config_path: str | None, shard: Shard) -> None:
     def on_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     def on_reload(signum: int, frame: FrameType | None) -> None:
         # Loading runs in its own thread: a signal handler must not block on file or lock I/O.
-        threading.Thread(target=_reload, args=(app, config_path), name="reload", daemon=True).start()
+        threading.Thread(target=_reload, args=(app, config_path, shard), name="reload", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_reload)
 
 
-def _reload(app: App, config_path: str | None) -> None:
+def _reload(app: App, config_path: str | None, shard: Shard) -> None:
     if config_path is None:
         log.info("SIGHUP ignored: the demo has no configuration file")
         return
     try:
-        config = load_config(config_path)
+        configs = tuple(config.sharded(shard) for config in load_configs(config_path))
     except ConfigError as error:
         log.error("reload failed, keeping the running configuration: %s", error)
         app.reload_failed()
         return
-    app.reload(config)
-    _log_summary(config, demo=False)
+    if app.reload(configs):
+        _log_summary(configs, demo=False)
 
 
-def _log_summary(config: Config, *, demo: bool) -> None:
-    budget = config.rate_limit
-    log.info(
-        "%swatching %d jobs of account %s at %s; budget %d of %d credits per %gs (reserve %g%%); "
-        "target interval %gs",
-        "demo: " if demo else "",
-        len(config.jobs),
-        config.api.account_id,
-        config.api.base_url,
-        budget.allowed,
-        budget.credits,
-        budget.window_seconds,
-        budget.reserve * 100,
-        config.polling.interval_seconds,
-    )
+def _log_summary(configs: Sequence[Config], *, demo: bool) -> None:
+    for config in configs:
+        budget = config.rate_limit
+        discover = config.discover
+        log.info(
+            "%swatching %d jobs%s of account %s at %s; budget %d of %d credits per %gs (reserve %g%%); "
+            "target interval %gs%s",
+            "demo: " if demo else "",
+            len(config.jobs),
+            f" and the runs of packages {', '.join(map(str, discover.package_ids))}" if discover else "",
+            config.api.account_id,
+            config.api.base_url,
+            budget.allowed,
+            budget.credits,
+            budget.window_seconds,
+            budget.reserve * 100,
+            config.polling.interval_seconds,
+            f"; shard {config.shard.index} of {config.shard.count}" if config.shard.count > 1 else "",
+        )
 
 
 def _demo_config() -> tuple[Config, Simulator]:

@@ -69,10 +69,9 @@ class Discovery:
             return False
         if self.config.statuses is not None and job.status not in self.config.statuses:
             return False
-        finished = job.finished_at if job.status.is_final else None
-        return (job.created_at or now) >= self.horizon(now) and (
-            finished is None or finished >= self.horizon(now)
-        )
+        if not job.status.is_final:
+            return True  # however long ago it started, a run still going is news
+        return (job.finished_at or job.created_at or now) >= self.horizon(now)
 
     def _make_room(self, job: Job, now: float, final_since: Callable[[int], float | None]) -> bool:
         if len(self._known) < self.config.max_jobs:

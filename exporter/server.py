@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from exporter import __version__, statuspage
-from exporter.cache import JobCache
+from exporter.cache import CacheGroup, JobCache
 from exporter.errors import ConfigError
 from exporter.exposition import Exposition
 from exporter.webconfig import WebConfig
@@ -34,7 +34,7 @@ class Site:
     """What the server serves; the callables read state others keep, and never call the API."""
 
     exposition: Exposition
-    cache: JobCache
+    cache: JobCache | CacheGroup
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
     web: WebConfig
