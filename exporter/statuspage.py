@@ -348,7 +348,7 @@ def _row(state: JobState, now: float) -> str:
         refreshed = f'<span class="warn" title="the last refresh failed">⚠ {refreshed}</span>'
     return (
         f'<tr class="{status_class}" id="job-{state.job_id}" data-job="{state.job_id}">'
-        f'<td class="num">{state.job_id}</td><td>{package}</td><td>{_badge(state)}{_why(state)}</td>'
+        f'<td class="num">{_job_cell(state)}</td><td>{package}</td><td>{_badge(state)}{_why(state)}</td>'
         f'<td class="prog">{progress}</td><td class="num">{runtime}</td><td>{outputs}</td>'
         f'<td class="num">{refreshed}</td><td>{_problem(state)}</td></tr>\n'
     )
@@ -460,9 +460,17 @@ def jobs_document(snapshot: CacheSnapshot, now: float | None = None) -> dict[str
     }
 
 
+def _job_cell(state: JobState) -> str:
+    """The job id, after its account's name when several accounts are configured (ids repeat across them)."""
+    if state.account is None:
+        return str(state.job_id)
+    return f'<span class="dim">{html.escape(state.account)}</span> {state.job_id}'
+
+
 def _job_document(state: JobState, now: float) -> dict[str, Any]:
     job = state.job
     return {
+        "account": state.account,
         "job_id": state.job_id,
         "package_id": job.package_id if job else None,
         "package_name": job.package_name if job else None,

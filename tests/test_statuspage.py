@@ -326,6 +326,7 @@ def test_json_document(cache: JobCache) -> None:
     jobs = {job["job_id"]: job for job in document["jobs"]}
     assert [job["job_id"] for job in document["jobs"]] == [3, 8, 2, 7, 4, 5, 9, 1, 6]
     assert jobs[3] == {
+        "account": None,
         "job_id": 3,
         "package_id": 403,
         "package_name": HOSTILE_PACKAGE,
