@@ -271,3 +271,36 @@ def test_shards_partition_the_jobs_exactly(tmp_path: Path) -> None:
     assert sum(len(part) for part in owned) == 1000
     assert all(250 < len(part) < 420 for part in owned)  # crc32 spreads ids evenly
     assert [part.rate_limit.credits for part in parts] == [1666, 1666, 1666]
+
+
+@pytest.mark.parametrize(
+    ("text", "hostname", "shard"),
+    [
+        ("0/3", "x", (0, 3)),
+        ("2/3", "x", (2, 3)),
+        ("auto/3", "integrateio-exporter-2", (2, 3)),
+        ("0/1", "x", (0, 1)),
+    ],
+)
+def test_shard_flag(text: str, hostname: str, shard: tuple[int, int]) -> None:
+    from exporter.cli import parse_shard
+
+    parsed = parse_shard(text, hostname)
+    assert (parsed.index, parsed.count) == shard
+
+
+@pytest.mark.parametrize(
+    ("text", "hostname", "message"),
+    [
+        ("3/3", "x", "--shard: the index must be a number from 0 to 2, got '3'"),
+        ("1", "x", "--shard: must be INDEX/COUNT, like 0/3 or auto/3, got '1'"),
+        ("0/0", "x", "--shard: must be INDEX/COUNT, like 0/3 or auto/3, got '0/0'"),
+        ("auto/3", "laptop", "--shard: auto needs a hostname ending in -N (a StatefulSet pod), got 'laptop'"),
+    ],
+)
+def test_bad_shard_flag(text: str, hostname: str, message: str) -> None:
+    from exporter.cli import parse_shard
+
+    with pytest.raises(ConfigError) as caught:
+        parse_shard(text, hostname)
+    assert str(caught.value) == message
