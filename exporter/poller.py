@@ -128,14 +128,16 @@ class Poller:
         self._apply_pending()
         if self._stop.is_set() or self._clock() < self._next_cycle:
             return
-        started = self._clock()
+        due = self._next_cycle or self._clock()
         try:
             self._run_cycle()
         except Stopping:
             return  # stop or reload: the next tick starts over with the current config
         except Exception:  # a bug must not kill polling: log it with its traceback and go on next cycle
             log.exception("refresh cycle failed")
-        self._next_cycle = max(started + self._interval, self._clock())
+        # Counted from when the cycle was due, not from when a tick noticed: ticks come late by up to a tick,
+        # and that must not add up cycle after cycle. A cycle that overran starts the next one now.
+        self._next_cycle = max(due + self._interval, self._clock())
 
     def _run_cycle(self) -> None:
         fresh = self._discover(self._discovery) if self._discovery is not None else set()
