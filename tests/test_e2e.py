@@ -16,7 +16,8 @@ One module-scoped stack serves every test. Three exporters, in two scrape jobs:
   hourly_events (11) completed half an hour ago (job 105, shard 1) and is running (job 101, shard 0).
 - "integrateio-accounts": one exporter with `accounts:` (globex and initech, each against its own simulator
   with its own key), which use the same job ids (201 running, 202 completed) and package id (21): every series
-  carries an `account` label, and the rules must keep the accounts apart.
+  carries an `account` label, and the rules must keep the accounts apart. globex lists its job ids, initech
+  finds them by discovery (`discover: {package_ids: [21]}`).
 
 The stack is handed to the tests once Prometheus has stored the failure and the poll errors, so every dashboard
 query has the data it is about, with and without the `account` label.
@@ -237,7 +238,8 @@ def stack() -> Iterator[Stack]:
                         "api_key_env": f"E2E_{name.upper()}_KEY",
                         "timeout_seconds": 2,
                     },
-                    "jobs": [201, 202],
+                    # initech follows its package's runs (discover:) instead of listing them
+                    **({"discover": {"package_ids": [21]}} if name == "initech" else {"jobs": [201, 202]}),
                     "polling": {"interval_seconds": 1},
                 }
             )
@@ -531,3 +533,12 @@ def test_account_variable_narrows_the_panels_and_all_keeps_unlabelled_series(sta
     assert accounts_shown(".*") == {None, *ACCOUNTS}
     assert accounts_shown("globex") == {"globex"}
     assert accounts_shown("(globex|initech)") == set(ACCOUNTS)  # Grafana's regex for a multi-value choice
+
+
+def test_discovery_finds_the_runs_of_a_package(stack: Stack) -> None:
+    """initech lists no job id: discovery found both runs of its package 21, and they carry the account."""
+    answer = stack.query(f'integrateio_discovered_jobs{{job="{ACCOUNTS_JOB}"}}')
+    discovered = {s["metric"].get("account"): float(s["value"][1]) for s in answer["data"]["result"]}
+    assert discovered == {"initech": 2.0}
+    answer = stack.query(f'integrateio_job_info{{job="{ACCOUNTS_JOB}",account="initech"}}')
+    assert {s["metric"]["job_id"] for s in answer["data"]["result"]} == {"201", "202"}
