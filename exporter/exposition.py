@@ -8,8 +8,9 @@ every scrape would pay it. Here a scrape costs a dictionary look-up when nothing
   and never mutates one, so `is` tells whether a job changed) and kept as bytes per job and family;
 - consecutive jobs' lines are joined per family in chunks of `CHUNK_JOBS`, so a job change re-joins one
   chunk, and the body is a join of a few thousand blocks rather than of 500k pieces;
-- the exporter's own families (budget, requests, interval, build info: a few dozen lines) are rendered anew
-  for every version and appended;
+- the exporter's own families (budget, requests, interval, discovery, build info: a few dozen lines per
+  account) are rendered anew for every version and appended; the package families follow them, rendered
+  again only when jobs or packages changed (their running counts take a pass over every job);
 - the gzip body is spliced from deflate segments kept per block, so a budget update compresses only the
   exporter's lines and a job change only the blocks whose bytes changed;
 - the plain and gzip bodies are each built on first request per version, and bodies are kept for at most
@@ -48,7 +49,7 @@ import re
 import struct
 import threading
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import is_, itemgetter
@@ -310,17 +311,35 @@ def _job_samples(state: JobState) -> tuple[list[Sample], ...]:
 
 
 def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]]]:
-    """The exporter's own families and the packages', in order, each account's samples under one header; a
-    family whose value is not known yet is left out entirely."""
+    """The accounts' own families (requests to discovery), in order, each account's samples under one header;
+    a family whose value is not known yet is left out entirely. Small: rendered for every version."""
     merged: dict[Family, list[Sample]] = {}
     for state in snapshot.exporters:
         for family, samples in _account_samples(state):
             merged.setdefault(family, []).extend(_with_account(state.account, samples))
-    for package in snapshot.packages:
-        for family, samples in _package_samples(package, snapshot.jobs):
-            merged.setdefault(family, []).extend(_with_account(package.account, samples))
-    merged[BUILD_INFO] = [((__version__, PYTHON_VERSION), 1.0)]
     return [(family, merged[family]) for family in EXPORTER_FAMILIES if family in merged]
+
+
+def running_by_package(jobs: tuple[JobState, ...]) -> Counter[tuple[str | None, int]]:
+    """Watched jobs now running, per (account, package id): one pass over the jobs, made when they change."""
+    return Counter(
+        (state.account, state.job.package_id)
+        for state in jobs
+        if state.job is not None
+        and state.job.package_id is not None
+        and state.job.status is JobStatus.RUNNING
+    )
+
+
+def package_samples(
+    packages: tuple[PackageState, ...], running: Counter[tuple[str | None, int]]
+) -> list[tuple[Family, list[Sample]]]:
+    """The packages' families, in order, every package's samples under one header."""
+    merged: dict[Family, list[Sample]] = {}
+    for package in packages:
+        for family, samples in _package_samples(package, running[(package.account, package.package_id)]):
+            merged.setdefault(family, []).extend(_with_account(package.account, samples))
+    return [(family, merged[family]) for family in PACKAGE_FAMILIES if family in merged]
 
 
 def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
@@ -355,7 +374,7 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
     return families
 
 
-def _package_samples(package: PackageState, jobs: tuple[JobState, ...]) -> list[tuple[Family, list[Sample]]]:
+def _package_samples(package: PackageState, running: int) -> list[tuple[Family, list[Sample]]]:
     package_id = str(package.package_id)
     families: list[tuple[Family, list[Sample]]] = []
     last = package.last_finished
@@ -373,14 +392,6 @@ def _package_samples(package: PackageState, jobs: tuple[JobState, ...]) -> list[
         families.append((PACKAGE_LAST_SUCCESS, [((package_id,), package.last_success)]))
     if package.last_failure is not None:
         families.append((PACKAGE_LAST_FAILURE, [((package_id,), package.last_failure)]))
-    running = sum(
-        1
-        for state in jobs
-        if state.account == package.account
-        and state.job is not None
-        and state.job.package_id == package.package_id
-        and state.job.status is JobStatus.RUNNING
-    )
     families.append((PACKAGE_RUNNING, [((package_id,), float(running))]))
     families.append((PACKAGE_INFO, [((package_id, package.name or ""), 1.0)]))
     return families
@@ -549,9 +560,15 @@ class _Variant:
             family: (syntax.header(family), syntax.line_format(for_accounts(family, labelled)))
             for family in EXPORTER_FAMILIES
         }
+        self._build_info = self._families([(BUILD_INFO, [((__version__, PYTHON_VERSION), 1.0)])])
         self.version = -1
         self._jobs: tuple[JobState, ...] | None = None
         self._chunks: list[_Chunk] = []
+        # Packages change only with their jobs; their lines (and the running counts, a pass over every job)
+        # are made again only then, not for every budget update.
+        self._running: Counter[tuple[str | None, int]] = Counter()
+        self._packages: tuple[PackageState, ...] | None = None
+        self._package_part = ""
         self._tail = b""
         self._body: bytes | None = None
         self._gzipped: bytes | None = None
@@ -559,12 +576,25 @@ class _Variant:
 
     def update(self, snapshot: CacheSnapshot) -> None:
         jobs = snapshot.jobs
-        previous = self._jobs
-        if previous is None or len(previous) != len(jobs) or not all(map(is_, previous, jobs)):
+        if not _same(self._jobs, jobs):
             self._chunks = self.job_lines.chunks(jobs)
+            self._running = running_by_package(jobs)
             self._jobs = jobs
             self._deflated_jobs = None
-        self._tail = self._exporter_part(snapshot)
+            self._packages = None
+        if not _same(self._packages, snapshot.packages):
+            self._packages = snapshot.packages
+            self._package_part = self._families(package_samples(snapshot.packages, self._running))
+        self._tail = utf8(
+            "".join(
+                (
+                    self._families(exporter_samples(snapshot)),
+                    self._package_part,
+                    self._build_info,
+                    "# EOF\n" if self.syntax.openmetrics else "",
+                )
+            )
+        )
         self._body = self._gzipped = None
         self.version = snapshot.version
 
@@ -602,15 +632,18 @@ class _Variant:
             self._gzipped = b"".join((GZIP_HEADER, head, last.compress(tail), last.flush(), trailer))
         return self._gzipped
 
-    def _exporter_part(self, snapshot: CacheSnapshot) -> bytes:
+    def _families(self, families: list[tuple[Family, list[Sample]]]) -> str:
         parts = []
-        for family, samples in exporter_samples(snapshot):
+        for family, samples in families:
             header, line_format = self._exporter_formats[family]
             parts.append(header)
             parts.append(line_format.lines(samples))
-        if self.syntax.openmetrics:
-            parts.append("# EOF\n")
-        return utf8("".join(parts))
+        return "".join(parts)
+
+
+def _same(before: tuple[object, ...] | None, after: tuple[object, ...]) -> bool:
+    """Whether two snapshots' tuples hold the very same objects (the cache replaces, never mutates, state)."""
+    return before is not None and len(before) == len(after) and all(map(is_, before, after))
 
 
 def deflate_segment(data: bytes) -> bytes:

@@ -600,9 +600,18 @@ def test_a_change_to_one_job_changes_that_jobs_lines_and_renders_only_that_job(
         return real(state)
 
     monkeypatch.setattr(exposition_module, "job_samples", counting)
-    cache.update_exporter(budget=budget(spent=99))  # exporter-level only: no job is rendered again
+    scans: list[int] = []
+    real_scan = exposition_module.running_by_package
+
+    def counting_scan(states: tuple[JobState, ...]) -> Any:
+        scans.append(len(states))
+        return real_scan(states)
+
+    monkeypatch.setattr(exposition_module, "running_by_package", counting_scan)
+    cache.update_exporter(budget=budget(spent=99))  # exporter-level only: no job is rendered or counted again
     before = exposition.render(None).body.decode().splitlines()
     assert rendered == []
+    assert scans == []
 
     record(
         cache,
