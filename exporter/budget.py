@@ -159,7 +159,8 @@ class CreditBudget:
             self._consecutive_refusals += 1
             self._probe_in_flight = False
             backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
-            pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 0.0))
+            # A Retry-After of 0 (or a date in the past) would mean trying again at once into the same 429.
+            pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 1.0))
             self._paused_until = max(self._paused_until, now + pause)
             return pause
 

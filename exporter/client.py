@@ -113,7 +113,6 @@ class ApiClient:
         self._session.headers.update({"Accept": ACCEPT, "User-Agent": USER_AGENT})
         # Redirects are refused outright: requests strips Authorization on a cross-host redirect, but a
         # same-host redirect to a plain-http URL, or any redirect's extra credit, is not worth following.
-        self._session.max_redirects = 0
         self._session.verify = config.ca_file or True
         self._timeout = (min(config.timeout_seconds, 5.0), config.timeout_seconds)
 
@@ -148,7 +147,12 @@ class ApiClient:
     def _get(self, url: str, params: dict[str, str | int] | None = None) -> ApiAnswer:
         try:
             response = self._session.get(
-                url, params=params, timeout=self._timeout, stream=True, allow_redirects=False
+                url,
+                params=params,
+                timeout=self._timeout,
+                stream=True,
+                allow_redirects=False,
+                verify=self._session.verify,
             )
         except requests.exceptions.Timeout:
             raise Timeout(f"no answer within {self._config.timeout_seconds:g} s") from None

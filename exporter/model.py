@@ -101,6 +101,10 @@ class Job:
             package_id=_first(self.package_id, previous.package_id),
             package_name=_first(self.package_name, previous.package_name),
             started_at=_first(self.started_at, previous.started_at),
+            updated_at=_first(self.updated_at, previous.updated_at),
+            created_at=_first(self.created_at, previous.created_at),
+            finished_at=_first(self.finished_at, previous.finished_at) if self.status.is_final else None,
+            errors=_first(self.errors, previous.errors),
         )
 
 
@@ -230,9 +234,13 @@ def _number(value: Any) -> float | None:
             value = float(value.strip())
         except ValueError:
             return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
+    if not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float: 400 digits are valid JSON
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: Any) -> int | None:

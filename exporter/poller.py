@@ -43,10 +43,10 @@ MAX_DISCOVERY_PAGES = 10  # per package and cycle: 1,000 runs younger than max_a
 
 @dataclass
 class _Retry:
-    """Consecutive failures of one job, and the monotonic time before which it is not asked again."""
+    """Consecutive failures of one job, and the first cycle that may ask it again."""
 
     failures: int = 0
-    not_before: float = 0.0
+    next_cycle: int = 0
 
 
 class Poller:
@@ -77,6 +77,7 @@ class Poller:
         self._retries: dict[int, _Retry] = {}
         self._missing_recheck: dict[int, float] = {}
         self._next_cycle = 0.0
+        self._cycle = 0
         self._stretched_to: float | None = None
         self._heartbeat = clock()
         self._interval = config.polling.interval_seconds
@@ -141,7 +142,8 @@ class Poller:
 
     def _run_cycle(self) -> None:
         fresh = self._discover(self._discovery) if self._discovery is not None else set()
-        plan, missing = self._plan(skip=fresh)
+        self._cycle += 1
+        plan, missing = self._plan(self._cycle, skip=fresh)
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
@@ -149,12 +151,12 @@ class Poller:
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         self._save_state()
         # Pace by what the next cycle will cost: the first one, with every job still unseen, costs more once.
-        upcoming, _ = self._plan(skip=fresh)
+        upcoming, _ = self._plan(self._cycle + 1, skip=fresh)
         discovering = len(self._discovery.config.package_ids) if self._discovery is not None else 0
         self._set_interval(upcoming.estimated_credits + discovering, upcoming.jobs + len(fresh))
         self._publish()
 
-    def _plan(self, skip: set[int]) -> tuple[Plan, list[int]]:
+    def _plan(self, cycle: int, skip: set[int]) -> tuple[Plan, list[int]]:
         """The calls that refresh every job due now (but those in `skip`, just refreshed by discovery), and the
         missing jobs due for their rare recheck."""
         now = self._clock()
@@ -163,7 +165,7 @@ class Poller:
         for state in states:
             if state.is_final or state.missing or state.job_id in skip:
                 continue
-            if self._retries.get(state.job_id, _Retry()).not_before > now:
+            if self._retries.get(state.job_id, _Retry()).next_cycle > cycle:
                 continue
             refresh[state.job_id] = state.job.status if state.job else None
         missing = [s.job_id for s in states if s.missing and self._missing_recheck.get(s.job_id, 0.0) <= now]
@@ -255,7 +257,7 @@ class Poller:
                 )
             return
         except ApiError as error:
-            self._fail(job_id, error.outcome)
+            self._fail(job_id, error.outcome, str(error))
             return
         if job.id != job_id:
             self._fail(job_id, InvalidResponse.outcome)
@@ -289,15 +291,16 @@ class Poller:
             else:
                 self._fail(job.id, "invalid_field")
 
-    def _fail(self, job_id: int, outcome: str) -> None:
+    def _fail(self, job_id: int, outcome: str, detail: str = "") -> None:
         retry = self._retries.setdefault(job_id, _Retry())
         retry.failures += 1
         skipped = min(MAX_SKIPPED_CYCLES, 2 ** (retry.failures - 1) - 1)
-        retry.not_before = self._clock() + skipped * self._interval
+        retry.next_cycle = self._cycle + skipped + 1
         before = self._cache.get(job_id)
         self._cache.record_failure(job_id, outcome)
         if before is not None and before.last_error != outcome:
-            log.warning("job %d: refresh failed: %s; keeping its last values", job_id, outcome)
+            reason = f" ({detail})" if detail else ""
+            log.warning("job %d: refresh failed: %s%s; keeping its last values", job_id, outcome, reason)
         else:
             log.debug("job %d: refresh failed again: %s (%d in a row)", job_id, outcome, retry.failures)
 
