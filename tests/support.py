@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import App
 from exporter.config import API_KEY_ENV, Config, parse_config
-from exporter.simulator import Simulator
+from exporter.simulator import SimJob, SimOutput, Simulator
 
 API_KEY = "test-key-7c1e2b9d"  # recognisable, so tests can search every output for it
 
@@ -98,3 +98,18 @@ def max_requests_in_any_window(times: list[float], window: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def add_two_jobs(sim: Simulator) -> None:
+    """Job 1 (the one faults hit) and job 2 (the healthy clock), in different statuses so that each is
+    refreshed by its own GET in every cycle rather than by one list call."""
+    sim.add_job(
+        SimJob(
+            id=1,
+            status="running",
+            progress=0.25,
+            runtime_in_seconds=100,
+            outputs=[SimOutput(id=9, name="out", records_count=50)],
+        )
+    )
+    sim.add_job(SimJob(id=2, status="queued", progress=0.1))

@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from exporter.app import App
 from exporter.model import parse_timestamp
 from exporter.simulator import SimJob, SimOutput, Simulator, Step
-from tests.support import API_KEY, max_requests_in_any_window, scrape, wait_until
+from tests.support import API_KEY, add_two_jobs, max_requests_in_any_window, scrape, wait_until
 
 Start = Callable[..., App]
 
@@ -167,17 +167,7 @@ def test_a_missing_job_is_shown_asked_rarely_and_does_not_disturb_others(
 
 
 def _good_then(sim: Simulator, exporter_for: Start) -> App:
-    sim.add_job(
-        SimJob(
-            id=1,
-            status="running",
-            progress=0.25,
-            runtime_in_seconds=100,
-            outputs=[SimOutput(id=9, name="out", records_count=50)],
-        )
-    )
-    # Different statuses, so that each job is refreshed by its own GET (the planner would list two running jobs).
-    sim.add_job(SimJob(id=2, status="queued", progress=0.1))
+    add_two_jobs(sim)
     app = exporter_for(sim, [1, 2])
     wait_until(
         lambda: scrape(app).get("integrateio_job_progress_ratio", job_id="1") == 0.25, 10, "first values"

@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 
 from exporter.app import App
-from exporter.simulator import SimJob, SimOutput, Simulator
+from exporter.simulator import SimJob, Simulator
 from exporter.simulator.records import RequestRecord
-from tests.support import API_KEY, Samples, max_requests_in_any_window, scrape, wait_until
+from tests.support import API_KEY, Samples, add_two_jobs, max_requests_in_any_window, scrape, wait_until
 
 Start = Callable[..., App]
 
@@ -55,21 +55,6 @@ def sim(make_sim: Callable[..., Simulator]) -> Simulator:
 def watch(sim: Simulator, exporter_for: Start, jobs: list[int], interval: float = 0.1, **api: Any) -> App:
     """An exporter watching `jobs` with a short interval and a 1080-per-30 s budget."""
     return exporter_for(sim, jobs, interval=interval, credits=CREDITS, window=WINDOW, **api)
-
-
-def add_two_jobs(sim: Simulator) -> None:
-    """Job 1 (the one faults hit) and job 2 (the healthy clock), in different statuses so that each is
-    refreshed by its own GET in every cycle rather than by one list call."""
-    sim.add_job(
-        SimJob(
-            id=1,
-            status="running",
-            progress=0.25,
-            runtime_in_seconds=100,
-            outputs=[SimOutput(id=9, name="out", records_count=50)],
-        )
-    )
-    sim.add_job(SimJob(id=2, status="queued", progress=0.1))
 
 
 def scrape_when(app: App, condition: Callable[[Samples], object], timeout: float, what: str) -> Samples:
