@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 
 MAX_SKIPPED_CYCLES = 16
+FINAL_LIST_THRESHOLD = 10  # more confirmations than this are first looked for on the final statuses' lists
+FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 MAX_DISCOVERY_PAGES = 10  # per package and cycle: 1,000 runs younger than max_age_seconds is plenty
 
 
@@ -147,7 +149,10 @@ class Poller:
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
-        self._refresh_each([*plan.gets, *confirmations(plan, found), *missing])
+        leftover = confirmations(plan, found)
+        if len(leftover) > FINAL_LIST_THRESHOLD:
+            leftover = self._find_finished(leftover)
+        self._refresh_each([*plan.gets, *leftover, *missing])
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         self._save_state()
         # Pace by what the next cycle will cost: the first one, with every job still unseen, costs more once.
@@ -229,6 +234,27 @@ class Poller:
         if state is None or not state.is_final or state.job is None:
             return None
         return state.job.finished_at or state.last_success
+
+    def _find_finished(self, job_ids: list[int]) -> list[int]:
+        """Many jobs on no list they were expected on — a cold start over finished jobs, or a batch that just
+        ended — are looked for on the final statuses' lists, 100 a credit, before one GET each. Paging stops
+        once all are found, or once it has cost half the GETs it was meant to save. Returns those not found."""
+        remaining = set(job_ids)
+        pages = 0
+        for status in FINAL_STATUSES:
+            try:
+                for jobs in self._fetch.pages(status=status.value):
+                    pages += 1
+                    mine = [job for job in jobs if job.id in remaining]
+                    self._store(mine)
+                    remaining.difference_update(job.id for job in mine)
+                    if not remaining or pages >= len(job_ids) // 2:
+                        break
+            except ApiError:
+                break  # counted by the fetcher; the GETs below still find every job
+            if not remaining or pages >= len(job_ids) // 2:
+                break
+        return sorted(remaining)
 
     def _refresh_each(self, job_ids: list[int]) -> None:
         """Single GETs, up to `polling.concurrency` at a time: a cold start of thousands of final jobs, or an

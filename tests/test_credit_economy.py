@@ -135,3 +135,24 @@ def test_no_429_when_a_neighbour_spends_a_third_of_the_key(
     metrics = scrape(app)
     assert metrics["integrateio_api_rate_limit_credits"] == 30.0
     assert metrics["integrateio_api_rate_limit_remaining_credits"] >= 0.0
+
+
+def test_a_cold_start_over_finished_jobs_reads_their_lists_not_one_get_each(
+    sim: Simulator, exporter_for: Start
+) -> None:
+    for job_id in range(1, 251):
+        sim.add_job(SimJob(id=job_id, status=("completed", "failed", "stopped")[job_id % 3]))
+    sim.add_job(SimJob(id=251, status="running"))
+    app = exporter_for(sim, list(range(1, 252)), interval=5.0, credits=100_000)
+    metrics = wait_until(
+        lambda: (m := scrape(app)).get("integrateio_last_full_refresh_timestamp_seconds") and m, 10, "ready"
+    )
+    assert [metrics.status(job_id) for job_id in (3, 4, 5, 251)] == [
+        "completed",
+        "failed",
+        "stopped",
+        "running",
+    ]
+    # Six non-final lists, then three final ones (one page each): nine credits instead of 250 GETs.
+    assert len([r for r in sim.requests if r.charged]) == 9
+    assert [r for r in sim.requests if r.endpoint == "get_job"] == []
