@@ -11,7 +11,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(BIN)/.installed
+# checkov (the security scan of the Dockerfile and the chart) pins packaging<24, which pytest 9 refuses:
+# it gets an environment of its own.
+$(VENV)-checkov/bin/checkov:
+	$(PYTHON) -m venv $(VENV)-checkov
+	$(VENV)-checkov/bin/python -m pip install --quiet 'checkov>=3,<4'
+
+install: $(BIN)/.installed $(VENV)-checkov/bin/checkov
 
 demo: install
 	$(BIN)/integrateio-exporter --demo
@@ -25,4 +31,4 @@ test: lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-checkov .pytest_cache .mypy_cache .ruff_cache

@@ -84,11 +84,18 @@ class Report:
 # --- running checkov ---------------------------------------------------------------------------------------
 
 
+CHECKOV_VENV = ROOT / ".venv-checkov"
+
+
 def checkov_command() -> list[str]:
-    """checkov from this interpreter's environment (the test extra), so .venv/bin need not be on PATH."""
+    """checkov from its own virtual environment (`make install` builds .venv-checkov: checkov pins packaging<24,
+    which pytest 9 cannot live with, so the two cannot share one environment), else from this interpreter's."""
+    own = CHECKOV_VENV / "bin" / "checkov"
+    if own.exists():
+        return [str(own)]
     if importlib.util.find_spec("checkov") is not None:
         return [sys.executable, "-m", "checkov.main"]
-    reason = "checkov is not installed (pip install -e '.[test]')"
+    reason = "checkov is not installed (make install builds .venv-checkov)"
     if os.environ.get(REQUIRED_ENV) == "1":
         pytest.fail(f"{reason}; {REQUIRED_ENV}=1, so this is an error, not a skip", pytrace=False)
     pytest.skip(reason)
