@@ -98,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"integrateio-exporter/{__version__}"
     timeout = 30.0  # an idle keep-alive connection is closed after this
+    # TCP_NODELAY: headers and body go out in two writes, and without it every keep-alive answer would wait
+    # ~40 ms for the client's delayed ACK (measured by bench/load.py: median 44 ms → 0.2 ms).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch(send_body=True)

@@ -226,7 +226,13 @@ def test_every_manifest_validates_against_kubernetes_schemas(
             continue  # no schema shipped for CRDs: asserted by the ServiceMonitor/PrometheusRule tests below
         kubernetes_validate.validate(manifest, kube_version, strict=True)
     sharded = name == "sharded"
-    expected = ["ConfigMap", "StatefulSet" if sharded else "Deployment", "Service", "ServiceAccount"]
+    expected = [
+        "ConfigMap",
+        "StatefulSet" if sharded else "Deployment",
+        "Service",
+        "ServiceAccount",
+        "NetworkPolicy",
+    ]
     if sharded:
         expected += ["Service", "PodDisruptionBudget"]  # the headless Service; the PDB is on in SHARDED
     if name != "defaults" and not VALUE_SETS[name]["apiKey"].get("existingSecret"):
