@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import App
 from exporter.simulator import SimJob, Simulator
 from exporter.webconfig import load_web_config
-from tests.support import API_KEY, make_config
+from tests.support import API_KEY, handshake_error, make_config
 
 USER = "prometheus"
 PASSWORD = "s3cret-scrape-password"
@@ -141,19 +141,8 @@ def raw_get(
 
 
 def handshake_refusal(app: App, context: ssl.SSLContext) -> str:
-    """The reason the server gives for refusing this client, read without sending a request first.
-
-    Under TLS 1.3 the server checks the client certificate after the client finished its half of the
-    handshake, so the refusal is an alert on the first read; a request sent before it could turn the server's
-    close into a reset that beats the alert.
-    """
-    with socket.create_connection(("127.0.0.1", app.server.port), timeout=5) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                data = tls.recv(1024)
-        except ssl.SSLError as error:
-            return str(error.reason)
-    raise AssertionError(f"the server let the client in: {data[:60]!r}")
+    """The reason the exporter's server gives for refusing this client (see support.handshake_error)."""
+    return handshake_error(app.server.port, context)
 
 
 # --- basic auth over TLS --------------------------------------------------------------------------------------

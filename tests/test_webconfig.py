@@ -25,6 +25,7 @@ import trustme
 
 from exporter.errors import ConfigError
 from exporter.webconfig import WebConfig, load_web_config
+from tests.support import handshake_error
 
 PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "bobs-other-secret"
@@ -144,22 +145,6 @@ def get(port: int, context: ssl.SSLContext, authorization: str | None = None) ->
         return response.status, response.read().decode()
     finally:
         connection.close()
-
-
-def handshake_error(port: int, context: ssl.SSLContext) -> str:
-    """The reason OpenSSL gives the client when the server refuses it.
-
-    With TLS 1.3 the server checks the client certificate after the client has finished its side of the
-    handshake, so the refusal arrives as an alert on the first read rather than from the handshake itself. The
-    client sends nothing: unread request bytes would make the server's close a reset that can beat the alert.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                data = tls.recv(1024)
-        except ssl.SSLError as error:
-            return str(error.reason)
-    raise AssertionError(f"the server answered instead of refusing: {data[:40]!r}")
 
 
 # --- basic auth over TLS -------------------------------------------------------------------------------------
