@@ -19,7 +19,7 @@ $(VENV)-checkov/bin/checkov:
 
 install: $(BIN)/.installed $(VENV)-checkov/bin/checkov
 
-demo: install
+demo: $(BIN)/.installed
 	$(BIN)/integrateio-exporter --demo
 
 lint: install
