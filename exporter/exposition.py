@@ -165,7 +165,9 @@ API_REQUESTS = Family(
     counter=True,
 )
 API_UP = Family("integrateio_api_up", "1 if the last API request was answered and authenticated.")
-API_BACKOFF = Family("integrateio_api_backoff_seconds", "Seconds left in a pause after a 429.")
+API_BACKOFF = Family(
+    "integrateio_api_backoff_seconds", "Seconds left in a pause after a 429 or a refused key."
+)
 API_LIMIT = Family("integrateio_api_rate_limit_credits", "The key's credit limit as the API reports it.")
 API_REMAINING = Family(
     "integrateio_api_rate_limit_remaining_credits",

@@ -30,14 +30,21 @@ def make_config(
     window: float = 3600.0,
     reserve: float = 0.1,
     timeout: float = 2.0,
+    discover: dict[str, Any] | None = None,
+    state_file: str | None = None,
     **api: Any,
 ) -> Config:
+    """A config for the simulator, written as a user would and read by the real parser."""
     document: dict[str, Any] = {
         "api": {"account_id": sim.account_id, "base_url": sim.base_url, "timeout_seconds": timeout, **api},
         "jobs": jobs,
         "polling": {"interval_seconds": interval, "missing_recheck_seconds": 3600},
         "rate_limit": {"credits": credits, "window_seconds": window, "reserve": reserve},
     }
+    if discover is not None:
+        document["discover"] = discover
+    if state_file is not None:
+        document["state_file"] = state_file
     return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
 
 

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from exporter.app import App
-from exporter.config import DiscoverConfig, Shard, parse_configs
+from exporter.config import Shard, parse_configs
 from exporter.simulator import SimJob, Simulator
 from tests.support import API_KEY, Samples, make_config, max_requests_in_any_window, scrape, wait_until
 
+Start = Callable[..., App]
 
-def test_the_package_state_set_follows_the_last_finished_run(sim: Simulator, stop_apps: list[App]) -> None:
+
+def test_the_package_state_set_follows_the_last_finished_run(sim: Simulator, exporter_for: Start) -> None:
     now = int(time.time())
     sim.add_job(SimJob(id=1, status="completed", package_id=434, package_name="orders", created_at=now - 30))
     sim.add_job(SimJob(id=2, status="running", package_id=434, package_name="orders", created_at=now - 10))
-    config = replace(
-        make_config(sim, [], credits=100_000, interval=0.5), discover=DiscoverConfig(package_ids=(434,))
-    )
-    app = App(config, ("127.0.0.1", 0))
-    app.start()
-    stop_apps.append(app)
+    app = exporter_for(sim, [], credits=100_000, interval=0.5, discover={"package_ids": [434]})
 
     def package(metrics: Samples, status: str) -> float | None:
         return metrics.get("integrateio_package_last_job_status", package_id="434", status=status)

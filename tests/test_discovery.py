@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
 
 from exporter.app import App
-from exporter.config import DiscoverConfig
-from exporter.model import JobStatus
 from exporter.simulator import SimJob, Simulator
-from tests.support import make_config, scrape, wait_until
+from tests.support import scrape, wait_until
+
+Start = Callable[..., App]
 
 
-def start(sim: Simulator, jobs: list[int], discover: dict[str, Any], apps: list[App], **options: Any) -> App:
-    config = make_config(sim, jobs, credits=100_000, **options)
-    config = replace(config, discover=DiscoverConfig(**discover))
-    app = App(config, ("127.0.0.1", 0))
-    app.start()
-    apps.append(app)
-    return app
-
-
-def test_a_new_run_appears_and_an_old_final_run_ages_out(sim: Simulator, stop_apps: list[App]) -> None:
+def test_a_new_run_appears_and_an_old_final_run_ages_out(sim: Simulator, exporter_for: Start) -> None:
     now = int(time.time())
     sim.add_job(SimJob(id=1, status="completed", package_id=434, package_name="orders", created_at=now - 60))
     sim.add_job(SimJob(id=2, status="running", package_id=434, package_name="orders", created_at=now - 30))
     sim.add_job(SimJob(id=3, status="running", package_id=999, package_name="other"))
-    app = start(sim, [], {"package_ids": (434,), "max_age_seconds": 4.0}, stop_apps, interval=0.5)
+    app = exporter_for(
+        sim, [], discover={"package_ids": [434], "max_age_seconds": 4.0}, credits=100_000, interval=0.5
+    )
     wait_until(lambda: scrape(app).status(2) == "running", 5, "run 2 discovered")
     metrics = scrape(app)
     assert metrics.status(3) is None  # another package
@@ -46,15 +38,15 @@ def test_a_new_run_appears_and_an_old_final_run_ages_out(sim: Simulator, stop_ap
     assert metrics.get("integrateio_job_progress_ratio", job_id="2") is None
 
 
-def test_statuses_filter_and_the_cap_count_what_they_turn_away(sim: Simulator, stop_apps: list[App]) -> None:
+def test_statuses_filter_and_the_cap_count_what_they_turn_away(sim: Simulator, exporter_for: Start) -> None:
     for job_id in range(1, 6):
         sim.add_job(SimJob(id=job_id, status="running", package_id=7))
     sim.add_job(SimJob(id=6, status="queued", package_id=7))
-    app = start(
+    app = exporter_for(
         sim,
         [],
-        {"package_ids": (7,), "statuses": (JobStatus.RUNNING,), "max_jobs": 3},
-        stop_apps,
+        discover={"package_ids": [7], "statuses": ["running"], "max_jobs": 3},
+        credits=100_000,
         interval=0.5,
     )
     wait_until(lambda: scrape(app).get("integrateio_discovered_jobs") == 3.0, 5, "three discovered")
@@ -75,11 +67,11 @@ def test_statuses_filter_and_the_cap_count_what_they_turn_away(sim: Simulator, s
     assert scrape(app)["integrateio_discovery_dropped_jobs_total"] == 2.0
 
 
-def test_a_full_cap_makes_room_by_retiring_the_oldest_final_run(sim: Simulator, stop_apps: list[App]) -> None:
+def test_a_full_cap_makes_room_by_retiring_the_oldest_final_run(sim: Simulator, exporter_for: Start) -> None:
     now = int(time.time())
     sim.add_job(SimJob(id=1, status="completed", package_id=7, created_at=now - 50))
     sim.add_job(SimJob(id=2, status="completed", package_id=7, created_at=now - 40))
-    app = start(sim, [], {"package_ids": (7,), "max_jobs": 2}, stop_apps, interval=0.5)
+    app = exporter_for(sim, [], discover={"package_ids": [7], "max_jobs": 2}, credits=100_000, interval=0.5)
     wait_until(lambda: scrape(app).status(2) == "completed", 5, "two runs")
     sim.add_job(SimJob(id=3, status="running", package_id=7))
     wait_until(lambda: scrape(app).status(3) == "running", 5, "the new run")
@@ -89,10 +81,10 @@ def test_a_full_cap_makes_room_by_retiring_the_oldest_final_run(sim: Simulator, 
     assert metrics["integrateio_discovery_dropped_jobs_total"] == 1.0
 
 
-def test_fixed_jobs_keep_working_beside_discovery(sim: Simulator, stop_apps: list[App]) -> None:
+def test_fixed_jobs_keep_working_beside_discovery(sim: Simulator, exporter_for: Start) -> None:
     sim.add_job(SimJob(id=10, status="running", package_id=1))
     sim.add_job(SimJob(id=11, status="running", package_id=2))
-    app = start(sim, [10], {"package_ids": (2,)}, stop_apps, interval=0.5)
+    app = exporter_for(sim, [10], discover={"package_ids": [2]}, credits=100_000, interval=0.5)
     wait_until(lambda: scrape(app).status(11) == "running", 5, "discovered 11")
     assert scrape(app).status(10) == "running"
     assert scrape(app)["integrateio_watched_jobs"] == 2.0

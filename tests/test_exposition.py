@@ -171,7 +171,9 @@ def _reference_exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
     budget = state.budget
     if budget is not None:
         yield _gauge(
-            "integrateio_api_backoff_seconds", "Seconds left in a pause after a 429.", budget.backoff_seconds
+            "integrateio_api_backoff_seconds",
+            "Seconds left in a pause after a 429 or a refused key.",
+            budget.backoff_seconds,
         )
         if budget.api_limit is not None:
             yield _gauge(

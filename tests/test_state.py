@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,12 +17,8 @@ from tests.support import make_config, max_requests_in_any_window, scrape, wait_
 Start = Callable[..., App]
 
 
-def run_until_ready(sim: Simulator, jobs: list[int], state_file: Path | None, **options: object) -> App:
-    config = make_config(sim, jobs, **options)
-    if state_file is not None:
-        from dataclasses import replace
-
-        config = replace(config, state_file=str(state_file))
+def run_until_ready(sim: Simulator, jobs: list[int], state_file: Path | None, **options: Any) -> App:
+    config = make_config(sim, jobs, state_file=None if state_file is None else str(state_file), **options)
     app = App(config, ("127.0.0.1", 0))
     app.start()
     wait_until(
