@@ -289,7 +289,7 @@ class ApiClient:
                 if size > cap:
                     raise InvalidResponse(f"body larger than {cap} bytes", **seen)
                 if limit.passed:
-                    raise Timeout(f"body not complete within {self._deadline_seconds:g} s", **seen)
+                    raise self._too_late()
                 chunks.append(chunk)
         except (urllib3.exceptions.HTTPError, OSError) as error:
             kind = (
