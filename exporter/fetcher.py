@@ -5,6 +5,11 @@ is sent only after `CreditBudget.try_spend()` said yes. What an answer teaches i
 view of the key's credits (`X-RateLimit-*`), a 429 or a refused key (pause everything), and the outcome counted
 per endpoint for `integrateio_api_requests_total` and `integrateio_api_up`. The poller above decides *what* to
 ask; this decides *when*, and keeps the books.
+
+This is also the request boundary: whatever escapes a request that the client did not turn into an `ApiError`
+(a bug, a library raising outside its documented errors, such as requests' `UnicodeEncodeError` for a key it
+cannot encode) becomes an `Unexpected` error here, counted as `unexpected_error`, logged on one line without the
+key, and the poller goes on as after any failed request.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from exporter.budget import CreditBudget
 from exporter.cache import JobCache
@@ -28,6 +37,7 @@ from exporter.client import (
     RateLimited,
     ServerError,
     Unauthorized,
+    Unexpected,
 )
 from exporter.client import Timeout as ApiTimeout
 from exporter.model import InvalidPayload, Job, parse_job, parse_job_list
@@ -39,6 +49,9 @@ T = TypeVar("T")
 
 # Outcomes that say the API could not be reached or would not serve us: integrateio_api_up goes to 0.
 DOWN_ERRORS = (Unauthorized, Forbidden, ConnectionFailed, ApiTimeout, ServerError)
+LINK_REFUSED = (
+    "link_refused"  # a list page answered, but its next-page link leaves the API root: not followed
+)
 
 
 class Stopping(Exception):
@@ -65,18 +78,32 @@ class Fetcher:
         self._on_wait = on_wait
         self._clock = clock
         self._last_rate_check = float("-inf")
+        self._told: set[str] = set()  # what was already logged at warning level: said once, then at debug
 
     def get_job(self, job_id: int) -> Job:
         return self._call("get_job", partial(self.client.get_job, job_id), _job)
 
     def pages(self, **params: str | int) -> Iterator[list[Job]]:
-        """The pages of `GET /jobs` (newest first, 100 a page), each one credit, read as the caller goes."""
+        """The pages of `GET /jobs` (newest first, 100 a page), each one credit, read as the caller goes.
+
+        Paging follows the answers' next-page links, which the client has already checked and put on our
+        `base_url`. It ends at the last page, at a link the client refused (counted as `link_refused`), and at a
+        page already read in this run: a page that links to itself, or two that link to each other, would
+        otherwise be read again and again, a credit each.
+        """
         query: dict[str, str | int] = {"limit": PAGE_SIZE, "sort": "created", "direction": "desc", **params}
-        jobs, next_url = self._call("list_jobs", partial(self.client.list_jobs, **query), _page)
-        yield jobs
-        while next_url is not None:
-            jobs, next_url = self._call("list_jobs", partial(self.client.list_jobs_page, next_url), _page)
-            yield jobs
+        page = self._page(partial(self.client.list_jobs, **query))
+        read = {_page_key(page.url)}
+        yield page.jobs
+        while page.next_url is not None:
+            if _page_key(page.next_url) in read:
+                self._say_once(
+                    "loop", "list_jobs: a next-page link names a page already read; paging stops there"
+                )
+                return
+            page = self._page(partial(self.client.list_jobs_page, page.next_url))
+            read.add(_page_key(page.url))
+            yield page.jobs
 
     def refresh_rate_limit_status(self) -> None:
         """Read the key's real remaining credits: free, so done at start, after a 429 and while held."""
@@ -89,31 +116,80 @@ class Fetcher:
         except ApiError as error:
             self._cache.record_request("rate_limit_status", error.outcome)
             return
+        except Exception as error:  # the request boundary: see the module's docstring
+            self._unexpected("rate_limit_status", error)
+            return
         self._cache.record_request("rate_limit_status", "success")
         self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
 
     def _call(self, endpoint: str, request: Callable[[], ApiAnswer], parse: Callable[[ApiAnswer], T]) -> T:
         """Wait for a credit, send one request, count its outcome, feed the budget; raise ApiError on failure."""
+        value = self._parse(endpoint, self._send(endpoint, request), parse)
+        self._answered(endpoint, "success")
+        return value
+
+    def _page(self, request: Callable[[], ApiAnswer]) -> _Page:
+        """One list page, counted `link_refused` when it names a next page we will not follow."""
+        answer = self._send("list_jobs", request)
+        jobs = self._parse("list_jobs", answer, _jobs)
+        if answer.link_refused:
+            self._answered("list_jobs", LINK_REFUSED)
+            self._say_once(
+                LINK_REFUSED,
+                "list_jobs: a next-page link leaves the API root; not followed (the key goes nowhere else), "
+                f"counted as {LINK_REFUSED}",
+            )
+            return _Page(jobs, answer.url, None)
+        self._answered("list_jobs", "success")
+        return _Page(jobs, answer.url, answer.next_url)
+
+    def _send(self, endpoint: str, request: Callable[[], ApiAnswer]) -> ApiAnswer:
+        """Wait for a credit and send one request; a failure is counted here and raised as an ApiError."""
         self._acquire()
         try:
             answer = request()
         except ApiError as error:
             self._after_error(endpoint, error)
             raise
-        except BaseException:
+        except Exception as error:  # the request boundary: see the module's docstring
             self._budget.record_accepted()  # not a refusal: never leave a probe hanging and the poller stuck
-            raise
+            raise self._unexpected(endpoint, error) from None
         self._budget.observe_api(answer.rate_limit, answer.rate_limit_remaining)
         self._budget.record_accepted()
+        return answer
+
+    def _parse(self, endpoint: str, answer: ApiAnswer, parse: Callable[[ApiAnswer], T]) -> T:
         try:
-            value = parse(answer)
+            return parse(answer)
         except InvalidPayload as error:
-            self._cache.record_request(endpoint, InvalidResponse.outcome)
-            self._cache.update_exporter(api_up=True)
+            self._answered(endpoint, InvalidResponse.outcome)
             raise InvalidResponse(str(error)) from None
-        self._cache.record_request(endpoint, "success")
+        except Exception as error:  # a bug in parsing must cost this answer, not the poller
+            raise self._unexpected(endpoint, error) from None
+
+    def _answered(self, endpoint: str, outcome: str) -> None:
+        self._cache.record_request(endpoint, outcome)
         self._cache.update_exporter(api_up=True)
-        return value
+
+    def _unexpected(self, endpoint: str, error: Exception) -> Unexpected:
+        """Count an exception nobody foresaw, log it on one line without the key, and return it as an ApiError."""
+        self._cache.record_request(endpoint, Unexpected.outcome)
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        detail = " ".join(self.client.redact(str(error)).split())[:200]
+        message = f"{type(error).__name__}{where}: {detail}"
+        self._say_once(
+            f"{Unexpected.outcome}:{type(error).__name__}",
+            f"{endpoint}: request failed unexpectedly ({message}); counted as {Unexpected.outcome}, polling goes on",
+            level=logging.ERROR,
+        )
+        return Unexpected(message)
+
+    def _say_once(self, topic: str, message: str, level: int = logging.WARNING) -> None:
+        """Log `message` at `level` the first time `topic` comes up, at debug afterwards: once is news, every
+        cycle is noise; the counters carry the repetitions."""
+        log.log(level if topic not in self._told else logging.DEBUG, message)
+        self._told.add(topic)
 
     def _after_error(self, endpoint: str, error: ApiError) -> None:
         self._budget.observe_api(error.rate_limit, error.rate_limit_remaining)
@@ -144,9 +220,22 @@ class Fetcher:
             self._on_wait()
 
 
+@dataclass(frozen=True)
+class _Page:
+    jobs: list[Job]
+    url: str
+    next_url: str | None
+
+
 def _job(answer: ApiAnswer) -> Job:
     return parse_job(answer.body)
 
 
-def _page(answer: ApiAnswer) -> tuple[list[Job], str | None]:
-    return parse_job_list(answer.body), answer.next_url
+def _jobs(answer: ApiAnswer) -> list[Job]:
+    return parse_job_list(answer.body)
+
+
+def _page_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A page's identity: its path and its parameters in any order (the host is always ours)."""
+    parts = urlsplit(url)
+    return parts.path, tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,3 +142,48 @@ def handshake_error(port: int, context: ssl.SSLContext) -> str:
         except ssl.SSLError as error:
             return str(error.reason)
     raise AssertionError(f"the server answered instead of refusing: {data[:40]!r}")
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Another host's server: records every request's headers and answers with a plausible job."""
+
+    server: RecordingServer
+
+    def do_GET(self) -> None:
+        self.server.seen.append(dict(self.headers.items()))
+        body = json.dumps({"id": 1, "status": "completed", "progress": 1.0, "runtime_in_seconds": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class RecordingServer(ThreadingHTTPServer):
+    """A host the exporter must never send a request (and so its key) to; `seen` holds what reached it."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Recorder)
+        self.seen: list[dict[str, str]] = []
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls) -> Iterator[RecordingServer]:
+        server = cls()
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            yield server
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)

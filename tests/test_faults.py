@@ -19,10 +19,8 @@ import json
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,15 @@ import pytest
 from exporter.app import App
 from exporter.simulator import SimJob, Simulator
 from exporter.simulator.records import RequestRecord
-from tests.support import API_KEY, Samples, add_two_jobs, max_requests_in_any_window, scrape, wait_until
+from tests.support import (
+    API_KEY,
+    RecordingServer,
+    Samples,
+    add_two_jobs,
+    max_requests_in_any_window,
+    scrape,
+    wait_until,
+)
 
 Start = Callable[..., App]
 
@@ -278,45 +284,14 @@ def test_a_job_the_api_no_longer_has_is_shown_missing_and_asked_rarely(
     assert_budget_held(sim)
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """Another host's server: records every request's headers and answers with a plausible job."""
-
-    server: _RecordingServer
-
-    def do_GET(self) -> None:
-        self.server.seen.append(dict(self.headers.items()))
-        body = json.dumps({"id": 1, "status": "completed", "progress": 1.0, "runtime_in_seconds": 1}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-class _RecordingServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Recorder)
-        self.seen: list[dict[str, str]] = []
-
-
 @pytest.fixture
-def other_host() -> Iterator[_RecordingServer]:
-    server = _RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def other_host() -> Iterator[RecordingServer]:
+    with RecordingServer.serving() as server:
+        yield server
 
 
 def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(
-    sim: Simulator, exporter_for: Start, caplog: pytest.LogCaptureFixture, other_host: _RecordingServer
+    sim: Simulator, exporter_for: Start, caplog: pytest.LogCaptureFixture, other_host: RecordingServer
 ) -> None:
     add_two_jobs(sim)
     app = watch(sim, exporter_for, [1, 2])

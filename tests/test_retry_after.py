@@ -19,6 +19,12 @@ NOW = 946684799.0 - 60  # one minute before 1999-12-31T23:59:59Z
         ("Friday, 31-Dec-99 23:59:59 GMT", 60.0),  # obsolete RFC 850
         ("Fri Dec 31 23:59:59 1999", 60.0),  # obsolete asctime
         ("Fri, 31 Dec 1999 23:57:59 GMT", 0.0),  # in the past: no wait, never negative
+        ("007", 7.0),
+        ("1" * 400, 999_999_999.0),  # longer than any float wait: the longest one (the caller caps it)
+        ("0" * 400 + "12", 12.0),
+        ("²", None),  # a digit to str.isdigit, not to int()
+        ("١٢", None),  # Arabic-Indic digits: int() would read them, HTTP does not
+        ("Fri, 31 Dec " + "9" * 400 + " 23:59:59 GMT", None),  # a year that overflows a C int
         ("-5", None),
         ("1.5", None),
         ("soon", None),

@@ -67,7 +67,11 @@ class Decision:
         """The status line sent, or 0 when none was (``reset``, ``hang``)."""
         if isinstance(self.outcome, Reply):
             return self.outcome.status
-        return self.outcome.reply.status if self.outcome.kind in ("reset_mid_body", "trickle") else 0
+        return (
+            self.outcome.reply.status
+            if self.outcome.kind in ("reset_mid_body", "trickle", "trickle_head")
+            else 0
+        )
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,25 @@ class Api:
             return Reply(200, headers, NOT_JSON_BODY)
         if fault.kind == "wrong_shape":
             return self._json(200, wrong_shape(value, fault.params["shape"]), extra)
+        if fault.kind == "rate_headers":
+            healthy = dict(self._rate_headers())
+            rate = tuple(
+                (name, healthy[name] if given is None else given)
+                for name, given in (
+                    ("X-RateLimit-Limit", fault.params["limit"]),
+                    ("X-RateLimit-Remaining", fault.params["remaining"]),
+                )
+            )
+            return self._json(200, value, (*extra, *rate), rate=False)
+        if fault.kind == "deep_json":
+            depth: int = fault.params["depth"]
+            headers = (("Content-Type", JSON_TYPE), *self._rate_headers())
+            return Reply(200, headers, b"[" * depth + b"]" * depth)
+        if fault.kind == "link":
+            return self._json(200, value, (("Link", f'<{fault.params["url"]}>; rel="next"'),))
+        if fault.kind == "proxied_links":
+            origin: str = fault.params["origin"]
+            return self._json(200, value, tuple((k, v.replace(self.base_url, origin)) for k, v in extra))
         if fault.kind == "oversized":
             length, chunks = oversized(value, fault.params["size_bytes"])
             headers = (("Content-Type", JSON_TYPE), *self._rate_headers())

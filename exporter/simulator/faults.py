@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-NETWORK_KINDS: Final = frozenset({"reset", "reset_mid_body", "trickle", "hang"})
+NETWORK_KINDS: Final = frozenset({"reset", "reset_mid_body", "trickle", "trickle_head", "hang"})
 """Faults below HTTP: no status (or a truncated answer); never charged, no rate-limit headers."""
 
 ENDPOINTS: Final = frozenset({"get_job", "list_jobs", "rate_limit_status"})
@@ -51,6 +51,20 @@ def _required_str(value: Any) -> str:
     return value
 
 
+def _header_value(value: Any) -> str | None:
+    """A header value the server can send as is: Latin-1 (HTTP's historical charset, so ``"²"`` is fine) and
+    one line. None leaves the healthy value in place."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\r" in value or "\n" in value:
+        raise ValueError(f"expected a one-line string or None, got {value!r}")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"expected a Latin-1 header value, got {value!r}") from None
+    return value
+
+
 def _shape(value: Any) -> str:
     if value not in SHAPES:
         raise ValueError(f"expected one of {', '.join(SHAPES)}, got {value!r}")
@@ -76,6 +90,8 @@ KINDS: Final[Mapping[str, Mapping[str, _Param]]] = {
     "reset": {},
     "reset_mid_body": {},
     "trickle": {"interval": (_positive_float, 1.0)},
+    # The status line and headers one byte per interval (then the body): a read timeout never fires.
+    "trickle_head": {"interval": (_positive_float, 1.0)},
     "hang": {},
     "status": {"code": (_status_code, 500), "message": (_optional_str, None), "body": (_optional_str, None)},
     "rate_limited": {"retry_after": (_optional_str, None)},
@@ -83,6 +99,14 @@ KINDS: Final[Mapping[str, Mapping[str, _Param]]] = {
     "wrong_shape": {"shape": (_shape, "list")},
     "oversized": {"size_bytes": (_positive_int, 20_000_000), "chunked": (_flag, False)},
     "redirect": {"location": (_required_str, _MISSING), "code": (_redirect_code, 302)},
+    # The healthy answer with other X-RateLimit-* values ("²", 400 digits...).
+    "rate_headers": {"limit": (_header_value, None), "remaining": (_header_value, None)},
+    # A body of `depth` nested arrays: valid JSON that exhausts a recursive parser.
+    "deep_json": {"depth": (_positive_int, 100_000)},
+    # The healthy answer whose Link names this URL as the next page (itself, another host, another path).
+    "link": {"url": (_required_str, _MISSING)},
+    # The healthy answer with its Link under another origin (`https://gateway:8443`), as behind a proxy.
+    "proxied_links": {"origin": (_required_str, _MISSING)},
 }
 
 

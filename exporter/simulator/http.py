@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -203,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body[: max(1, len(reply.body) // 2)])  # then a plain close (FIN)
         elif sabotage.kind == "trickle":
             self._trickle(reply, sabotage.interval)
+        elif sabotage.kind == "trickle_head":
+            self._trickle_head(reply, sabotage.interval)
         else:
             self._wait_until_stopped_or_gone()
 
@@ -215,6 +218,18 @@ class _Handler(BaseHTTPRequestHandler):
             byte = reply.body[position : position + 1] or b" "
             position += 1
             self.wfile.write(b"1\r\n%s\r\n" % byte)
+            if self._sim.stopping.wait(interval):
+                return
+
+    def _trickle_head(self, reply: Reply, interval: float) -> None:
+        """The whole answer, status line and headers included, one byte per ``interval``: a client whose only
+        limit is a read timeout (the wait for the *next* byte) never gives up on it."""
+        lines = [f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}"]
+        lines += [f"{name}: {value}" for name, value in reply.headers]
+        lines += [f"Content-Length: {len(reply.body)}", "", ""]
+        answer = "\r\n".join(lines).encode("latin-1") + reply.body
+        for position in range(len(answer)):
+            self.wfile.write(answer[position : position + 1])
             if self._sim.stopping.wait(interval):
                 return
 
