@@ -396,8 +396,8 @@ def soak(args: argparse.Namespace) -> int:
                 peak = rss_kib(exporter.pid, "VmHWM")
                 drivers.finish()
                 outcomes = requests_by_outcome(metrics_url)
-                warnings = sum("level=WARNING" in line for line in exporter.log.read_text().splitlines())
-                errors = sum("level=ERROR" in line for line in exporter.log.read_text().splitlines())
+                warnings = sum("level=warn" in line for line in exporter.log.read_text().splitlines())
+                errors = sum("level=error" in line for line in exporter.log.read_text().splitlines())
             finally:
                 drivers.finish()
                 exporter.stop()

@@ -1,7 +1,7 @@
 """One running exporter: config → client → poller → cache → exposition → HTTP, started and stopped as a unit.
 
-The command line wraps this with flags, logging and signals; tests and benchmarks run it in-process the same
-way, so what they measure is what users run. Each configured account has its own client, credit budget, poller
+`daemon` runs it as the process users start (configuration file, demo, signals, with flags and logging from
+`cli`); tests and benchmarks run it in-process the same way, so what they measure is what users run. Each configured account has its own client, credit budget, poller
 and cache; the HTTP side reads them together (`CacheGroup`), with an `account` label when there are several.
 """
 
@@ -37,10 +37,12 @@ class Account:
 
 
 class App:
-    """Binds the listening socket at construction (so a taken port fails early); `start()` begins polling.
+    """Binds the listening socket at construction (so a taken port fails early); `start()` begins serving and
+    polling.
 
     `config` is one account's Config or several (from `accounts:`). With one account, `cache`, `budget` and
-    `poller` are that account's; with several, `cache` is the read-only view of all of them.
+    `poller` are that account's; with several, `cache` is the read-only view of all of them, while `budget` and
+    `poller` are still the first account's (`accounts` holds each one's parts).
     """
 
     def __init__(

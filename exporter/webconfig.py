@@ -208,11 +208,6 @@ class WebConfig:
         return self.tls is not None
 
     @property
-    def auth_enabled(self) -> bool:
-        """Whether requests need basic auth (for the startup log line)."""
-        return bool(self.users)
-
-    @property
     def response_headers(self) -> Mapping[str, str]:
         """Extra headers for every response, from `http_server_config.headers` (blank values left out)."""
         return self.headers

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,3 +192,108 @@ class RecordingServer(ThreadingHTTPServer):
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+_LOGFMT_KEY = r'[^\x00-\x20="\x7f]+'
+_LOGFMT_PAIR = re.compile(
+    rf'({_LOGFMT_KEY})=({_LOGFMT_KEY}|"(?:[^"\\\x00-\x1f\x7f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}))*")'
+)
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """One logfmt line, strictly: `key=value` pairs separated by single spaces, a value bare (no space, `=`, `"`
+    or control character) or quoted with JSON's escapes — go-logfmt's grammar, without its tolerance for bare
+    keys and empty values. Raises ValueError naming the position of the first thing that does not fit."""
+    if not line.isprintable():
+        raise ValueError(f"not one printable line: {line!r}")
+    fields: dict[str, str] = {}
+    position = 0
+    while True:
+        pair = _LOGFMT_PAIR.match(line, position)
+        if pair is None:
+            raise ValueError(f"no key=value at column {position}: {line!r}")
+        key, value = pair.groups()
+        if key in fields:
+            raise ValueError(f"{key} twice: {line!r}")
+        fields[key] = json.loads(value) if value.startswith('"') else value
+        position = pair.end()
+        if position == len(line):
+            return fields
+        if line[position] != " " or line[position + 1 : position + 2] in ("", " "):
+            raise ValueError(f"pairs must be separated by one space, column {position}: {line!r}")
+        position += 1
+
+
+EXPORTER_COMMAND = (sys.executable, "-m", "exporter")
+EXPORTER_SCRIPT = (str(Path(sys.executable).parent / "integrateio-exporter"),)
+"""The console script pip installed beside this Python: `integrateio-exporter` exactly as users run it."""
+
+
+class Daemon:
+    """The exporter as a real process, its output (stdout and stderr) collected line by line in a thread.
+
+    With `serving=True` the constructor returns once the process has logged the address it serves; otherwise
+    right after starting it, for tests of what happens before that."""
+
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str],
+        command: tuple[str, ...] = EXPORTER_COMMAND,
+        serving: bool = True,
+    ) -> None:
+        self.process = subprocess.Popen(
+            [*command, "--web.listen-address", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.base = ""
+        if serving:
+            self.wait_serving()
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_serving(self) -> None:
+        line = wait_until(lambda: self.find(r"serving (http://\S+)/metrics"), 15, "the serving line")
+        self.base = line.group(1)
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        for line in list(self.lines):
+            match = re.search(pattern, line)
+            if match:
+                return match
+        return None
+
+    def caught_signals(self) -> set[int]:
+        """The signals the process has a handler for now, from the SigCgt mask in /proc."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        mask = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)  # type: ignore[union-attr]
+        return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+    def metrics(self) -> Samples:
+        return Samples(requests.get(f"{self.base}/metrics", timeout=5).text)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)

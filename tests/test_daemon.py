@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,51 +11,7 @@ import pytest
 import requests
 
 from exporter.simulator import SimJob, Simulator
-from tests.support import API_KEY, Samples, wait_until
-
-
-class Daemon:
-    """`python -m exporter` with its stderr collected line by line in a thread."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        line = wait_until(lambda: self.find(r"serving (http://\S+)/metrics"), 15, "the serving line")
-        self.base = line.group(1)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def find(self, pattern: str) -> re.Match[str] | None:
-        for line in list(self.lines):
-            match = re.search(pattern, line)
-            if match:
-                return match
-        return None
-
-    def metrics(self) -> Samples:
-        return Samples(requests.get(f"{self.base}/metrics", timeout=5).text)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=10)
-        self._reader.join(timeout=5)
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+from tests.support import API_KEY, Daemon, wait_until
 
 
 @pytest.fixture
@@ -95,7 +46,7 @@ def test_sigterm_stops_cleanly_with_exit_code_0(
     sent = time.monotonic()
     assert daemon.stop() == 0
     assert time.monotonic() - sent < 5.0
-    assert daemon.find(r"level=INFO logger=exporter msg=stopped")
+    assert daemon.find(r"^ts=\S+Z level=info caller=daemon\.py:\d+ msg=stopped$")
 
 
 def test_sigint_stops_too(sim: Simulator, tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -132,7 +83,7 @@ def test_sighup_reloads_and_a_bad_new_config_keeps_the_old(
         lambda: daemon.metrics()["integrateio_config_last_reload_success"] == 0.0, 10, "reload failure"
     )
     assert daemon.find(
-        r"level=ERROR .*reload failed, keeping the running configuration: jobs\[1\]: must be a"
+        r'level=error caller=\S+ msg="reload failed, keeping the running configuration: jobs\[1\]: must be a'
     )
     assert daemon.metrics().status(2) == "queued"
     assert daemon.stop() == 0
@@ -186,3 +137,48 @@ def test_a_refused_key_is_not_retried_in_a_tight_loop(tmp_path: Path, daemons: l
     finally:
         daemon.stop()
         sim.stop()
+
+
+def start_until_handled(config: Path, signum: int, daemons: list[Daemon]) -> Daemon:
+    """A daemon the moment it has a handler for `signum`: the earliest a signal can reach it and be handled
+    (before that, only the interpreter's own start-up runs)."""
+    daemon = Daemon("--config", str(config), env={"INTEGRATEIO_API_KEY": API_KEY}, serving=False)
+    daemons.append(daemon)
+    wait_until(lambda: signum in daemon.caught_signals(), 10, f"a handler for {signum}", step=0.001)
+    return daemon
+
+
+def test_a_sighup_right_after_start_is_remembered_and_applied_once_running(
+    sim: Simulator, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`systemctl reload` right after `systemctl start`: the SIGHUP arrives while the process is still importing
+    and reading its configuration. It used to kill the process (3 tries in 5); now the handler is in place as soon
+    as our code runs, and the reload happens once the exporter is serving."""
+    sim.add_job(SimJob(id=1, status="running"))
+    config = write_config(tmp_path / "c.yaml", sim, [1])
+    for _ in range(5):
+        sighup_during_start_up(config, daemons)
+
+
+def sighup_during_start_up(config: Path, daemons: list[Daemon]) -> None:
+    daemon = start_until_handled(config, signal.SIGHUP, daemons)
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_serving()
+    wait_until(lambda: daemon.find("SIGHUP received during start-up: reloading now"), 10, "the reload")
+    wait_until(lambda: daemon.output.count("watching 1 jobs of account") == 2, 10, "the reloaded summary")
+    wait_until(lambda: daemon.metrics().status(1) == "running", 10, "job 1 on /metrics")
+    assert daemon.metrics()["integrateio_config_last_reload_success"] == 1.0
+    assert daemon.stop() == 0
+
+
+def test_a_sigterm_right_after_start_stops_promptly_with_exit_code_0(
+    sim: Simulator, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    sim.add_job(SimJob(id=1, status="running"))
+    config = write_config(tmp_path / "c.yaml", sim, [1])
+    for _ in range(3):
+        daemon = start_until_handled(config, signal.SIGTERM, daemons)
+        sent = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(timeout=10) == 0
+        assert time.monotonic() - sent < 3.0

@@ -313,7 +313,7 @@ def test_an_empty_file_means_plain_http_without_auth(pki: Pki) -> None:
     config = load_web_config(write_config(pki, ""))
 
     assert config == WebConfig()
-    assert (config.tls_enabled, config.auth_enabled, dict(config.response_headers)) == (False, False, {})
+    assert (config.tls_enabled, dict(config.users), dict(config.response_headers)) == (False, {}, {})
 
 
 def test_plain_http_with_basic_auth(pki: Pki, alice_hash: str) -> None:
