@@ -633,10 +633,16 @@ def test_systemd_unit_flags_are_the_exporters() -> None:
     )
 
 
-def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(replay: Replay, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def systemd_analyze() -> str:
+    return require_tool("systemd-analyze")
+
+
+def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(
+    systemd_analyze: str, replay: Replay, tmp_path: Path
+) -> None:
     """`systemd-analyze verify` (with ExecStart pointed at the replayed install, since /opt has none) and
     `systemd-analyze security --offline=true`. Starting it needs systemd as PID 1, which tests do not have."""
-    analyze = require_tool("systemd-analyze")
     script = Path(replay.env["PATH"].split(":")[0]) / "integrateio-exporter"
     unit = tmp_path / UNIT.name
     unit.write_text(
@@ -645,11 +651,11 @@ def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(replay: Replay, tmp_p
         )
     )
     verify = subprocess.run(
-        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+        [systemd_analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (verify.returncode, verify.stdout, verify.stderr) == (0, "", "")
     security = subprocess.run(
-        [analyze, "security", "--offline=true", "--no-pager", str(unit)],
+        [systemd_analyze, "security", "--offline=true", "--no-pager", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
