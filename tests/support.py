@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
+import bcrypt
 import pytest
 import requests
 import trustme
@@ -228,6 +229,11 @@ def make_pki(directory: Path) -> Pki:
     stranger = trustme.CA().issue_cert("scraper@example.com")
     stranger.private_key_and_cert_chain_pem.write_to_path(directory / "stranger.pem")
     return Pki(directory, client, stranger)
+
+
+def bcrypt_hash(password: str) -> str:
+    """A `basic_auth_users` hash at bcrypt's lowest cost (4): checking a password is most of a TLS test's time."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
 def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import bcrypt
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import App
 from exporter.simulator import SimJob, Simulator
 from exporter.webconfig import load_web_config
-from tests.support import API_KEY, Pki, client_context, handshake_error, make_config
+from tests.support import API_KEY, Pki, bcrypt_hash, client_context, handshake_error, make_config
 
 USER = "prometheus"
 PASSWORD = "s3cret-scrape-password"
@@ -37,12 +36,12 @@ PATHS = ("/metrics", "/healthz", "/readyz", "/", "/no-such-page")
 
 @pytest.fixture(scope="module")
 def password_hash() -> str:
-    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def unicode_password_hash() -> str:
-    return bcrypt.hashpw(UNICODE_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(UNICODE_PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import trustme
 
 from exporter.errors import ConfigError
 from exporter.webconfig import WebConfig, load_web_config
-from tests.support import Pki, client_context, handshake_error
+from tests.support import Pki, bcrypt_hash, client_context, handshake_error
 
 PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "bobs-other-secret"
@@ -32,12 +32,12 @@ BOB_PASSWORD = "bobs-other-secret"
 
 @pytest.fixture(scope="module")
 def alice_hash() -> str:
-    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def bob_hash() -> str:
-    return bcrypt.hashpw(BOB_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(BOB_PASSWORD)
 
 
 def write_config(pki: Pki, text: str, name: str = "web.yml") -> Path:
@@ -247,7 +247,7 @@ def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
 
 def test_passwords_beyond_bcrypts_72_bytes_are_refused_without_truncation(pki: Pki) -> None:
     long_password = "x" * 72
-    hashed = bcrypt.hashpw(long_password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    hashed = bcrypt_hash(long_password)
     config = load_web_config(write_config(pki, f"basic_auth_users:\n  alice: {hashed}\n"))
 
     assert config.authorize(basic("alice", long_password)) is True
