@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from exporter.budget import BudgetSnapshot
 from exporter.model import Job, JobStatus
@@ -81,6 +81,25 @@ class ExporterState:
     config_reload_time: float | None = None
     discovered_jobs: int | None = None
     discovery_dropped: int = 0
+
+
+class ExporterFields(TypedDict, total=False):
+    """The ExporterState fields the poller, fetcher and app publish through `JobCache.update_exporter`.
+
+    `account`, `watched_jobs` and `requests` are left out: the cache itself keeps them (constructor,
+    `set_watched`, `record_request`), so nobody can publish a count that disagrees with its jobs.
+    """
+
+    budget: BudgetSnapshot | None
+    api_up: bool | None
+    interval_seconds: float
+    target_interval_seconds: float
+    last_full_refresh: float | None
+    ready: bool
+    config_reload_ok: bool
+    config_reload_time: float | None
+    discovered_jobs: int | None
+    discovery_dropped: int
 
 
 @dataclass(frozen=True)
@@ -181,8 +200,8 @@ class JobCache:
             self._exporter = replace(self._exporter, requests=MappingProxyType(dict(self._requests)))
             self._version += 1
 
-    def update_exporter(self, **fields: Any) -> None:
-        """Publish exporter-level values (budget, interval, readiness...); fields are ExporterState's."""
+    def update_exporter(self, **fields: Unpack[ExporterFields]) -> None:
+        """Publish exporter-level values (budget, interval, readiness...); a misspelt field fails mypy."""
         with self._lock:
             self._exporter = replace(self._exporter, **fields)
             self._version += 1

@@ -6,7 +6,7 @@ watched jobs share a status, dearer when the account has many jobs in S that nob
 per status, whichever is cheaper, using how many pages that status took last time (`ListCosts`).
 
 A job that was expected in a list but is not on it has changed status (finished, stopped, deleted) or moved
-between pages while we read them; it gets a confirming GET in the same cycle (`Plan.confirm_missing_from`), so
+between pages while we read them; it gets a confirming GET in the same cycle (`confirmations(plan, found)`), so
 its final state is never missed. Jobs never seen yet have no known status: when there are more of them than
 there are non-final statuses, listing every non-final status finds all the unfinished ones in a few credits,
 and only the final ones then need a GET of their own.
@@ -57,7 +57,7 @@ class Plan:
 
     @property
     def estimated_credits(self) -> int:
-        """Credits the plan costs before confirmations, with the page counts it was planned on."""
+        """Credits the plan costs before confirmations and extra pages: one per listed status, one per GET."""
         return len(self.list_statuses) + len(self.gets)
 
 

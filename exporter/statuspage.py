@@ -11,6 +11,10 @@ in grey scale and for colour-blind eyes. The page is capped at `ROW_LIMIT` rows 
 row) so that 10,000 watched jobs cost a few milliseconds and a few hundred kilobytes, not a 50 MB page; the
 JSON has every job.
 
+With `accounts:` every account has its own API, credits, interval and refreshes, so the header gives each
+account its own line of health chips, led by its name, and `/api/jobs` keeps them apart under
+`exporter.accounts` (keyed by name); a figure of one account shown as the exporter's would be a wrong one.
+
 The top of the page and one row, as text (see docs/status-page.png for the picture):
 
     integrateio-exporter 0.1.0
@@ -208,7 +212,7 @@ def render_page(snapshot: CacheSnapshot, now: float | None = None, *, limit: int
     now = time.time() if now is None else now
     states = sorted(snapshot.jobs, key=sort_key)
     shown = states[:limit]
-    reload_seconds = _reload_seconds(snapshot.exporter)
+    reload_seconds = _reload_seconds(snapshot.exporters)
     rows = "".join(_row(state, now) for state in shown)
     if not states:
         rows = '<tr><td colspan="8" class="dim">No jobs are watched: list job ids under jobs:.</td></tr>'
@@ -230,7 +234,7 @@ def render_page(snapshot: CacheSnapshot, now: float | None = None, *, limit: int
         '<link rel="icon" href="data:,">'
         f"<title>{_title(states)}</title><style>{_CSS}</style></head>\n<body>"
         f'<header><h1>integrateio-exporter <span class="ver">{html.escape(__version__)}</span></h1>'
-        f"{_health(snapshot.exporter, now)}"
+        f"{_health_lines(snapshot, now)}"
         f'<p class="summary">{_summary(states)}</p>'
         f"<nav>{links}</nav></header>\n"
         f"{note}"
@@ -244,9 +248,9 @@ def render_page(snapshot: CacheSnapshot, now: float | None = None, *, limit: int
     return page.encode()
 
 
-def _reload_seconds(exporter: ExporterState) -> int:
-    """Reload as often as the data can change (the refresh interval), within 5 s to a minute."""
-    interval = exporter.interval_seconds
+def _reload_seconds(exporters: Iterable[ExporterState]) -> int:
+    """Reload as often as the data can change (the shortest refresh interval), within 5 s to a minute."""
+    interval = min((state.interval_seconds for state in exporters if state.interval_seconds > 0), default=0.0)
     if not interval > 0:
         return MIN_RELOAD_SECONDS
     return int(min(MAX_RELOAD_SECONDS, max(MIN_RELOAD_SECONDS, math.ceil(interval))))
@@ -276,15 +280,31 @@ def _status_word(state: JobState) -> str:
     return state.job.status.value if state.job is not None else "not fetched yet"
 
 
-def _health(exporter: ExporterState, now: float) -> str:
-    """The exporter's own health in one line of chips: API, credits, refresh interval, last full refresh."""
-    chips = [_api_chip(exporter), _budget_chip(exporter.budget)]
+def by_account(snapshot: CacheSnapshot) -> bool:
+    """True with `accounts:`: then every account's state carries its name, and each is shown on its own."""
+    return snapshot.exporter.account is not None
+
+
+def _health_lines(snapshot: CacheSnapshot, now: float) -> str:
+    """One line of health chips for the exporter, or one per account, led by the account's name."""
+    if not by_account(snapshot):
+        return _health(snapshot.exporter, now, 'id="health"', [])
+    return "".join(
+        _health(state, now, f'data-account="{html.escape(name)}"', [f"<b>{html.escape(name)}</b>"])
+        for state in snapshot.exporters
+        if (name := state.account) is not None
+    )
+
+
+def _health(exporter: ExporterState, now: float, attributes: str, chips: list[str]) -> str:
+    """One account's health as a line of chips after `chips`: API, credits, refresh interval, last refresh."""
+    chips = [*chips, _api_chip(exporter), _budget_chip(exporter.budget)]
     if exporter.budget is not None and exporter.budget.api_limit is not None:
         chips.append(_key_chip(exporter.budget))
     if exporter.budget is not None and exporter.budget.backoff_seconds > 0:
         chips.append(
             f'<span class="warn">⏸ paused {human_duration(exporter.budget.backoff_seconds)} '
-            "after a 429</span>"
+            "after a 429 or a refused key</span>"
         )
     chips.append(_interval_chip(exporter))
     if exporter.last_full_refresh is not None:
@@ -293,7 +313,7 @@ def _health(exporter: ExporterState, now: float) -> str:
         chips.append('<span class="warn">◔ first refresh not done yet</span>')
     if not exporter.config_reload_ok:
         chips.append('<span class="bad">✖ last configuration reload failed</span>')
-    return '<ul class="health" id="health">' + "".join(f"<li>{chip}</li>" for chip in chips) + "</ul>"
+    return f'<ul class="health" {attributes}>' + "".join(f"<li>{chip}</li>" for chip in chips) + "</ul>"
 
 
 def _api_chip(exporter: ExporterState) -> str:
@@ -428,35 +448,51 @@ def _clip(text: str, limit: int) -> str:
 
 
 def jobs_document(snapshot: CacheSnapshot, now: float | None = None) -> dict[str, Any]:
-    """What `/api/jobs` serves: the exporter's state and every job, in the page's order (no cap)."""
+    """What `/api/jobs` serves: the exporter's state and every job, in the page's order (no cap).
+
+    With `accounts:` the exporter block holds what is true of the whole process (version, time, readiness
+    as /readyz has it, watched jobs in all) and `accounts` maps each account's name to its own state.
+    """
     now = time.time() if now is None else now
-    exporter = snapshot.exporter
+    header: dict[str, Any] = {"version": __version__, "generated_at": rfc3339(now)}
+    if by_account(snapshot):
+        exporter = {
+            **header,
+            "ready": snapshot.ready,
+            "watched_jobs": len(snapshot.jobs),
+            "accounts": {state.account: _account_document(state) for state in snapshot.exporters},
+        }
+    else:
+        exporter = {**header, **_account_document(snapshot.exporter)}
+    return {
+        "exporter": exporter,
+        "jobs": [_job_document(state, now) for state in sorted(snapshot.jobs, key=sort_key)],
+    }
+
+
+def _account_document(exporter: ExporterState) -> dict[str, Any]:
+    """One account's API, readiness, interval, reload and credit state (the whole exporter's, with one)."""
     budget = exporter.budget
     return {
-        "exporter": {
-            "version": __version__,
-            "generated_at": rfc3339(now),
-            "api_up": exporter.api_up,
-            "ready": exporter.ready,
-            "refresh_interval_seconds": _number(exporter.interval_seconds or None),
-            "refresh_interval_target_seconds": _number(exporter.target_interval_seconds or None),
-            "last_full_refresh": rfc3339(exporter.last_full_refresh),
-            "config_reload_ok": exporter.config_reload_ok,
-            "watched_jobs": len(snapshot.jobs),
-            "budget": None
-            if budget is None
-            else {
-                "limit": budget.limit,
-                "spent": budget.spent,
-                "remaining": budget.remaining,
-                "window_seconds": _number(budget.window_seconds),
-                "backoff_seconds": _number(round(budget.backoff_seconds, 3)),
-                "api_limit": budget.api_limit,
-                "api_remaining": budget.api_remaining,
-                "held_by_api": budget.held_by_api,
-            },
+        "api_up": exporter.api_up,
+        "ready": exporter.ready,
+        "refresh_interval_seconds": _number(exporter.interval_seconds or None),
+        "refresh_interval_target_seconds": _number(exporter.target_interval_seconds or None),
+        "last_full_refresh": rfc3339(exporter.last_full_refresh),
+        "config_reload_ok": exporter.config_reload_ok,
+        "watched_jobs": exporter.watched_jobs,
+        "budget": None
+        if budget is None
+        else {
+            "limit": budget.limit,
+            "spent": budget.spent,
+            "remaining": budget.remaining,
+            "window_seconds": _number(budget.window_seconds),
+            "backoff_seconds": _number(round(budget.backoff_seconds, 3)),
+            "api_limit": budget.api_limit,
+            "api_remaining": budget.api_remaining,
+            "held_by_api": budget.held_by_api,
         },
-        "jobs": [_job_document(state, now) for state in sorted(snapshot.jobs, key=sort_key)],
     }
 
 

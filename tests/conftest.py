@@ -9,7 +9,7 @@ import pytest
 
 from exporter.app import App
 from exporter.simulator import Simulator
-from tests.support import API_KEY, make_config
+from tests.support import API_KEY, Pki, make_config, make_pki, require_tool
 
 
 @pytest.fixture
@@ -53,20 +53,14 @@ def exporter_for() -> Iterator[Callable[..., App]]:
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """promtool from Debian's `prometheus` package; CI (INTEGRATEIO_E2E_REQUIRED=1) makes it mandatory."""
-    return require_binary("promtool")
+    """promtool from Debian's `prometheus` package: the test skips without it, except in CI (see require_tools)."""
+    return require_tool("promtool")
 
 
-def require_binary(name: str) -> str:
-    import os
-    import shutil
-
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("INTEGRATEIO_E2E_REQUIRED") == "1":
-        pytest.fail(f"{name} is required (INTEGRATEIO_E2E_REQUIRED=1): apt-get install prometheus")
-    pytest.skip(f"{name} not installed (apt-get install prometheus); CI runs this test")
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Server, CA and client certificates for one test module (tests may add files beside them)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,12 +16,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
 import requests
 import yaml
 
+from tests.support import free_port, wait_until
 from tests.test_rules import (
     DASHBOARD,
     RULES,
@@ -34,56 +32,9 @@ from tests.test_rules import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-REQUIRED_ENV = "INTEGRATEIO_E2E_REQUIRED"
-
-T = TypeVar("T")
 
 
-# -- binaries ---------------------------------------------------------------------------------------------------
-
-
-def require_binaries(names: Sequence[str]) -> dict[str, str]:
-    """Absolute paths of `names`; a missing one fails the test in CI (INTEGRATEIO_E2E_REQUIRED=1), else skips."""
-    found = {name: shutil.which(name) for name in names}
-    missing = sorted(name for name, path in found.items() if path is None)
-    if missing:
-        reason = (
-            f"end-to-end test needs {', '.join(missing)} on PATH "
-            "(Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager)"
-        )
-        if os.environ.get(REQUIRED_ENV) == "1":
-            pytest.fail(f"{reason}; {REQUIRED_ENV}=1, so this is an error, not a skip", pytrace=False)
-        pytest.skip(reason)
-    return {name: path for name, path in found.items() if path is not None}
-
-
-# -- waiting ----------------------------------------------------------------------------------------------------
-
-
-def wait_for(
-    probe: Callable[[], T | None], timeout: float, what: str | Callable[[], str], interval: float = 0.2
-) -> T:
-    """Call `probe` until it returns something other than None (or falsy) and return that; fail after `timeout`.
-
-    `what` describes the awaited condition in the failure message; a callable is evaluated only then (to add
-    the latest state or a log tail).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {described}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the caller retries if another process takes it first)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# -- processes --------------------------------------------------------------------------------------------------
 
 
 def http_ok(url: str) -> bool:
@@ -91,9 +42,6 @@ def http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-# -- processes --------------------------------------------------------------------------------------------------
 
 
 class Service:
@@ -136,7 +84,7 @@ class Service:
                 raise ProcessExited(self)
             return http_ok(self.url(path))
 
-        wait_for(probe, timeout, lambda: f"{self.name} at {self.url(path)}; log:\n{self.log_tail()}")
+        wait_until(probe, timeout, lambda: f"{self.name} at {self.url(path)}; log:\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

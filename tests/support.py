@@ -1,4 +1,8 @@
-"""Helpers the tests share: building configs, scraping /metrics, and waiting with a deadline."""
+"""Helpers the tests share: building configs, scraping /metrics, waiting with a deadline, ports, certificates,
+and the system tools some tests need.
+
+Every helper lives here once (fixtures built on them are in conftest.py); a test file that needs one imports it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -14,11 +19,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
+import bcrypt
+import pytest
 import requests
+import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import App
@@ -26,6 +35,18 @@ from exporter.config import API_KEY_ENV, Config, parse_config
 from exporter.simulator import SimJob, SimOutput, Simulator
 
 API_KEY = "test-key-7c1e2b9d"  # recognisable, so tests can search every output for it
+REQUIRED_ENV: Final = "INTEGRATEIO_E2E_REQUIRED"
+"""Set to 1 by .ci/run, which installs every tool: there a missing tool fails its tests instead of skipping them."""
+
+DEBIAN_PACKAGES: Final = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+    "systemd-analyze": "systemd",
+}
+"""Every system tool a test runs, and the Debian package that has it (what .ci/run installs)."""
 
 T = TypeVar("T")
 
@@ -95,16 +116,58 @@ def scrape(app: App, **headers: str) -> Samples:
     return Samples(response.text)
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, step: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy, or fail after `timeout` seconds saying `what`."""
+def wait_until(
+    check: Callable[[], T | None], timeout: float, what: str | Callable[[], str], step: float = 0.05
+) -> T:
+    """Poll `check` until it returns something truthy and return that, or fail after `timeout` seconds.
+
+    `what` names the awaited condition in the failure; a callable is called only then, so it can add the latest
+    state or a log tail.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {described}")
         time.sleep(step)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now: bound, then closed. A connection to it is refused; a process
+    told to listen on it usually gets it (the caller retries when another process took it first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def missing_requirement(reason: str) -> NoReturn:
+    """Skip a test that needs something this machine lacks, saying what to install; in CI fail it instead.
+
+    `make test` must pass on a fresh machine with only Python and make, so a missing tool is a skip there; CI
+    installs everything and sets INTEGRATEIO_E2E_REQUIRED=1, where a missing tool is a broken setup that must
+    not pass quietly as fewer tests.
+    """
+    if os.environ.get(REQUIRED_ENV) == "1":
+        pytest.fail(f"{reason}; {REQUIRED_ENV}=1, so this is an error, not a skip", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tools(*names: str) -> dict[str, str]:
+    """Each system tool's (keys of DEBIAN_PACKAGES) absolute path by name; when any is not on PATH the test skips
+    (fails in CI) with `needs promtool (Debian package prometheus)`, naming every missing one."""
+    found = {name: shutil.which(name) for name in names}
+    missing = [f"{name} (Debian package {DEBIAN_PACKAGES[name]})" for name, path in found.items() if not path]
+    if missing:
+        missing_requirement("needs " + ", ".join(missing))
+    return {name: path for name, path in found.items() if path}
+
+
+def require_tool(name: str) -> str:
+    """`require_tools` for one tool."""
+    return require_tools(name)[name]
 
 
 def max_requests_in_any_window(times: list[float], window: float) -> int:
@@ -192,6 +255,8 @@ class RecordingServer(ThreadingHTTPServer):
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+
+
 _LOGFMT_KEY = r'[^\x00-\x20="\x7f]+'
 _LOGFMT_PAIR = re.compile(
     rf'({_LOGFMT_KEY})=({_LOGFMT_KEY}|"(?:[^"\\\x00-\x1f\x7f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}))*")'
@@ -297,3 +362,43 @@ class Daemon:
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Certificates for the TLS tests, as files in `directory`: the server's (`server.crt`, `server.key`, for
+    127.0.0.1 and localhost), its CA (`ca.crt`), a client certificate that CA issued (`client.pem`) and one issued
+    by a CA nobody trusts (`stranger.pem`). Made by the `pki` fixture (conftest.py), once per test module."""
+
+    directory: Path
+    client: trustme.LeafCert
+    stranger: trustme.LeafCert
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+
+def make_pki(directory: Path) -> Pki:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(directory / "server.crt")
+    server.private_key_pem.write_to_path(directory / "server.key")
+    ca.cert_pem.write_to_path(directory / "ca.crt")
+    client = ca.issue_cert("scraper@example.com")
+    client.private_key_and_cert_chain_pem.write_to_path(directory / "client.pem")
+    stranger = trustme.CA().issue_cert("scraper@example.com")
+    stranger.private_key_and_cert_chain_pem.write_to_path(directory / "stranger.pem")
+    return Pki(directory, client, stranger)
+
+
+def bcrypt_hash(password: str) -> str:
+    """A `basic_auth_users` hash at bcrypt's lowest cost (4): checking a password is most of a TLS test's time."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    """A client that trusts the pki's CA and presents `cert`, or no certificate."""
+    context = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    if cert is not None:
+        cert.configure_cert(context)
+    return context

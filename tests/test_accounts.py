@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import requests
 
 from exporter.app import App
 from exporter.config import Shard, parse_configs
@@ -126,3 +131,108 @@ def test_shards_export_each_job_exactly_once(sim: Simulator, stop_apps: list[App
     assert [scrape(app)["integrateio_budget_limit_credits"] for app in apps] == [
         29_999.0
     ] * 3  # (100,000 // 3) × 0.9
+
+
+def test_the_status_page_and_api_jobs_show_every_accounts_budget_and_state(
+    make_sim: Callable[..., Simulator], stop_apps: list[App], tmp_path: Path
+) -> None:
+    """Prod's key works: two GETs, 2 of its 300 credits, the API's own count read back. Staging's key is
+    refused: one GET, 1 of its 90 credits, API down, a minute's pause. Each shows as itself, not as prod."""
+    prod, staging = make_sim(credits=5000), make_sim(credits=1000)
+    prod.add_job(SimJob(id=1, status="completed"))
+    prod.add_job(SimJob(id=2, status="failed"))
+    staging.add_job(SimJob(id=1, status="stopped"))
+
+    def account(name: str, sim: Simulator, jobs: list[int], interval: float, **rate: float) -> dict[str, Any]:
+        api = {"account_id": sim.account_id, "base_url": sim.base_url, "api_key_env": f"KEY_{name}"}
+        return {
+            "name": name,
+            "api": api,
+            "jobs": jobs,
+            "polling": {"interval_seconds": interval},
+            "rate_limit": {"window_seconds": 3600, **rate},
+        }
+
+    document = {
+        "accounts": [
+            account("prod", prod, [1, 2], 0.5, credits=300, reserve=0.0),
+            account("staging", staging, [1], 2.0, credits=100, reserve=0.1),
+        ]
+    }
+    environ = {"KEY_prod": API_KEY, "KEY_staging": "a-refused-key"}
+    app = App(list(parse_configs(document, base_dir=tmp_path, environ=environ)), ("127.0.0.1", 0))
+    app.start()
+    stop_apps.append(app)
+
+    def settled() -> dict[str, Any] | None:
+        exporter: dict[str, Any] = requests.get(app.url("/api/jobs"), timeout=10).json()["exporter"]
+        accounts = exporter["accounts"]
+        done = exporter["ready"] and accounts["prod"]["budget"]["spent"] == 2
+        return exporter if done and accounts["staging"]["api_up"] is False else None
+
+    exporter = wait_until(settled, 10, "both accounts' first refresh")
+    # Final jobs are never asked again and staging is paused, so nothing moves from here on.
+    ages = {name: state.pop("last_full_refresh") for name, state in exporter["accounts"].items()}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", age) for age in ages.values()), ages
+    backoff = exporter["accounts"]["staging"]["budget"].pop("backoff_seconds")
+    assert 50 < backoff <= 60
+    assert exporter["ready"] is True and exporter["watched_jobs"] == 3
+    assert exporter["accounts"] == {
+        "prod": {
+            "api_up": True,
+            "ready": True,
+            "refresh_interval_seconds": 0.5,
+            "refresh_interval_target_seconds": 0.5,
+            "config_reload_ok": True,
+            "watched_jobs": 2,
+            "budget": {
+                "limit": 300,
+                "spent": 2,
+                "remaining": 298,
+                "window_seconds": 3600,
+                "backoff_seconds": 0,
+                "api_limit": 5000,
+                "api_remaining": 4998,
+                "held_by_api": False,
+            },
+        },
+        "staging": {
+            "api_up": False,
+            "ready": True,
+            "refresh_interval_seconds": 40,  # 1 credit a cycle, 90 an hour
+            "refresh_interval_target_seconds": 2,
+            "config_reload_ok": True,
+            "watched_jobs": 1,
+            "budget": {
+                "limit": 90,
+                "spent": 1,
+                "remaining": 89,
+                "window_seconds": 3600,
+                "api_limit": None,
+                "api_remaining": None,
+                "held_by_api": False,
+            },
+        },
+    }
+    assert (
+        "api_up" not in exporter and "budget" not in exporter
+    )  # no account's figures pass for the exporter's
+
+    page = requests.get(app.url("/"), timeout=10).text
+    assert 'id="health"' not in page
+    lines = {
+        name: " ".join(html.unescape(re.sub(r"<[^>]+>", " ", line)).split())
+        for name, line in re.findall(r'<ul class="health" data-account="(\w+)">(.*?)</ul>', page)
+    }
+    assert list(lines) == ["prod", "staging"]
+    assert re.fullmatch(
+        r"prod ✔ API reachable Credits used 2 , left 298 of 300 per 1 h "
+        r"API reports 4,998 of 5,000 left on the key Refresh every 0\.5 s Last full refresh \d+ s ago",
+        lines["prod"],
+    ), lines["prod"]
+    assert re.fullmatch(
+        r"staging ✖ API unreachable Credits used 1 , left 89 of 90 per 1 h "
+        r"⏸ paused \d\d s after a 429 or a refused key "
+        r"Refresh every 40 s \(stretched from 2 s to fit the budget\) Last full refresh \d+ s ago",
+        lines["staging"],
+    ), lines["staging"]

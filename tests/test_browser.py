@@ -4,7 +4,7 @@ What only a browser can show: that the page renders every job, that a hostile na
 nothing, that a progress bar moves from one load to the next, and that the page loads nothing from any other
 host. It runs against the demo simulator played fast, with an exporter in-process, like `--demo`.
 
-Needs `apt-get install chromium chromium-driver` and `pip install selenium` (nothing is downloaded at run
+Needs Debian's `chromium` and `chromium-driver` and selenium (the test extra; nothing is downloaded at run
 time: Selenium is handed the chromedriver and Chromium binaries, so its driver manager never runs). Without
 them the test skips, except in CI (INTEGRATEIO_E2E_REQUIRED=1), where it fails.
 """
@@ -12,8 +12,6 @@ them the test skips, except in CI (INTEGRATEIO_E2E_REQUIRED=1), where it fails.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +22,8 @@ import pytest
 from exporter.app import App
 from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig
 from exporter.simulator import DEMO_API_KEY, DEMO_JOB_IDS, SimJob, SimOutput, Simulator
-from tests.support import wait_until
+from tests.support import missing_requirement, require_tools, wait_until
 
-REQUIRED_ENV = "INTEGRATEIO_E2E_REQUIRED"
 SPEED = 20.0  # demo seconds per real second: job 102 fails after 5.5 s, 104 runs until 14.5 s
 HOSTILE_JOB_ID = 900
 HOSTILE_OUTPUT = "<script>window.pwned=1</script>"
@@ -43,36 +40,24 @@ CHROMIUM_FLAGS = (
 )
 
 
-def missing_requirement(reason: str) -> None:
-    if os.environ.get(REQUIRED_ENV) == "1":
-        pytest.fail(f"{reason}; {REQUIRED_ENV}=1, so this is an error, not a skip", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module, with its DevTools network log on (to see every request)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        missing_requirement(
-            "the browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)"
-        )
+    tools = require_tools("chromium", "chromedriver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        missing_requirement("the browser test needs selenium (pip install selenium)")
-    assert chromium is not None and chromedriver is not None
+        missing_requirement("needs selenium (the project's test extra: pip install -e '.[test]')")
     options = Options()
-    options.binary_location = chromium
+    options.binary_location = tools["chromium"]
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     with tempfile.TemporaryDirectory(prefix="test-browser-") as profile:
         options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+        driver = webdriver.Chrome(service=Service(tools["chromedriver"]), options=options)
         driver.set_page_load_timeout(30)
         try:
             yield driver

@@ -32,13 +32,11 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ import pytest
 import yaml
 
 import exporter
+from tests.support import free_port, missing_requirement, require_tool, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -342,8 +341,8 @@ def python_for_non_root() -> str:
         )
         if probe.stdout.strip() == "(3, 11)":
             return candidate
-    pytest.fail(
-        "no Python 3.11 with venv that uid 65532 can execute (Debian: apt-get install python3.11-venv)"
+    missing_requirement(
+        "needs a Python 3.11 with venv that uid 65532 can execute (Debian package python3.11-venv)"
     )
 
 
@@ -511,13 +510,6 @@ def test_api_key_from_a_mounted_file_only_its_owner_reads(replay: Replay) -> Non
     assert "INTEGRATEIO_API_KEY" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def run_healthcheck(replay: Replay, url: str) -> int:
     result = subprocess.run(
         as_non_root(replay.healthcheck),
@@ -542,11 +534,12 @@ def test_demo_answers_the_image_healthcheck_as_non_root(replay: Replay) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}/healthz"
-        deadline = time.monotonic() + 30
-        while run_healthcheck(replay, url) != 0:
+
+        def healthy() -> bool:
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the demo did not become healthy within 30 s"
-            time.sleep(0.5)
+            return run_healthcheck(replay, url) == 0
+
+        wait_until(healthy, 30, "the demo to pass the image's HEALTHCHECK", step=0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert b"integrateio_exporter_build_info" in response.read()
     finally:
@@ -640,11 +633,16 @@ def test_systemd_unit_flags_are_the_exporters() -> None:
     )
 
 
-def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(replay: Replay, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def systemd_analyze() -> str:
+    return require_tool("systemd-analyze")
+
+
+def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(
+    systemd_analyze: str, replay: Replay, tmp_path: Path
+) -> None:
     """`systemd-analyze verify` (with ExecStart pointed at the replayed install, since /opt has none) and
     `systemd-analyze security --offline=true`. Starting it needs systemd as PID 1, which tests do not have."""
-    analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze not found (Debian: systemd)"
     script = Path(replay.env["PATH"].split(":")[0]) / "integrateio-exporter"
     unit = tmp_path / UNIT.name
     unit.write_text(
@@ -653,11 +651,11 @@ def test_systemd_analyze_verifies_the_unit_and_rates_it_ok(replay: Replay, tmp_p
         )
     )
     verify = subprocess.run(
-        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+        [systemd_analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (verify.returncode, verify.stdout, verify.stderr) == (0, "", "")
     security = subprocess.run(
-        [analyze, "security", "--offline=true", "--no-pager", str(unit)],
+        [systemd_analyze, "security", "--offline=true", "--no-pager", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,

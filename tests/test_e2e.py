@@ -51,13 +51,12 @@ from tests.e2e_support import (
     WebhookReceiver,
     prom_query,
     prom_rules,
-    require_binaries,
     selectors,
     shipped_expressions,
     start_service,
-    wait_for,
     write_yaml,
 )
+from tests.support import require_tools, wait_until
 from tests.test_rules import RULES, dashboard_panels, load_dashboard, substitute_grafana_variables
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +139,7 @@ def start_exporter(
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    binaries = require_binaries(["prometheus", "prometheus-alertmanager"])
+    binaries = require_tools("prometheus", "prometheus-alertmanager")
     with ExitStack() as cleanup:  # unwinds in reverse: processes stop before their directory is removed
         workdir = Path(tempfile.mkdtemp(prefix="integrateio-e2e-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -324,7 +323,7 @@ def stack() -> Iterator[Stack]:
 
         # The failure must be a transition Prometheus saw: running first, failed afterwards.
         running = f'integrateio_job_status{{job_id="{FAILING_JOB}",status="running"}} == 1'
-        wait_for(lambda: stack.has_data(running), WARMUP_TIMEOUT, f"Prometheus to store {running}")
+        wait_until(lambda: stack.has_data(running), WARMUP_TIMEOUT, f"Prometheus to store {running}")
         sim.set_fault("status", job_id=FLAKY_JOB, code=500, times=2)
         sim.update_job(FAILING_JOB, status="failed")
         stack.failed_at = time.monotonic()
@@ -336,7 +335,7 @@ def stack() -> Iterator[Stack]:
             f'integrateio_package_last_failure_timestamp_seconds{{package_id="{FAILING_PACKAGE_ID}"}}'
             f" > {now}",  # job 102's failure has reached the package series
         ):
-            wait_for(partial(stack.has_data, expr), WARMUP_TIMEOUT, f"Prometheus to store {expr}")
+            wait_until(partial(stack.has_data, expr), WARMUP_TIMEOUT, f"Prometheus to store {expr}")
         yield stack
 
 
@@ -360,7 +359,7 @@ def test_failed_job_reaches_the_webhook_as_a_firing_alert(stack: Stack) -> None:
                 return notification, alert
         return None
 
-    notification, alert = wait_for(
+    notification, alert = wait_until(
         failed_alert,
         ALERT_TIMEOUT - (time.monotonic() - stack.failed_at),
         lambda: (
@@ -402,7 +401,7 @@ def test_failed_run_of_a_package_reaches_the_webhook_once_it_is_the_latest(stack
                 return notification, alert
         return None
 
-    notification, alert = wait_for(
+    notification, alert = wait_until(
         package_alert,
         ALERT_TIMEOUT - (time.monotonic() - stack.failed_at),
         lambda: (
@@ -476,7 +475,7 @@ def test_alert_rule_evaluates_against_the_exporter(stack: Stack, expression: Exp
                 return rule
         return None
 
-    rule = wait_for(evaluated, QUERY_TIMEOUT, f"Prometheus to evaluate rule {expression.name}")
+    rule = wait_until(evaluated, QUERY_TIMEOUT, f"Prometheus to evaluate rule {expression.name}")
     assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), f"{expression.where}: {rule}"
 
     empty = [selector for selector in selectors(expression.promql) if not stack.has_data(selector)]
@@ -506,7 +505,7 @@ def test_dashboard_query_returns_data(stack: Stack, expression: Expression) -> N
         series: list[dict[str, Any]] = last["data"]["result"]
         return series or None
 
-    series = wait_for(
+    series = wait_until(
         result,
         QUERY_TIMEOUT,
         lambda: f"{expression.where} to return data\nas sent: {expression.promql}\nlast answer: {last}",

@@ -18,7 +18,6 @@ import itertools
 import json
 import logging
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.support import (
     RecordingServer,
     Samples,
     add_two_jobs,
+    free_port,
     max_requests_in_any_window,
     scrape,
     wait_until,
@@ -132,13 +132,6 @@ def assert_budget_held(sim: Simulator) -> None:
 
 def assert_key_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert API_KEY not in caplog.text
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on: bound, then closed, so a connection to it is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -327,7 +320,7 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(
 def test_a_refused_connection_is_counted_retried_less_and_less_then_recovers(
     sim: Simulator, make_sim: Callable[..., Simulator], exporter_for: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = closed_port()
+    port = free_port()  # nobody listens: a connection is refused
     app = watch(sim, exporter_for, [1], interval=0.15, base_url=f"http://127.0.0.1:{port}")
     started = time.monotonic()
 

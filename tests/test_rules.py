@@ -2,7 +2,7 @@
 
 The rules live in one file, helm/integrateio-exporter/files/integrateio-alerts.yaml (loaded as-is by plain
 Prometheus, embedded by the chart's PrometheusRule). Their unit tests are tests/rules/*.test.yaml, run here
-with `promtool test rules` (Debian's prometheus package; .ci/run installs it). Every alert has a test where it
+with `promtool test rules` (Debian's prometheus package: the `promtool` fixture skips without it, except in CI). Every alert has a test where it
 fires with exact labels and annotations, and tests/rules/healthy.test.yaml shows that healthy jobs raise none.
 
 `all_promql_expressions()` gives every PromQL expression of the rules and the dashboard, with Grafana's
@@ -97,12 +97,6 @@ def all_promql_expressions() -> list[tuple[str, str]]:
     return found
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    assert found, "promtool not found: apt-get install prometheus (.ci/run does)"
-    return found
-
-
 def readme_contract() -> tuple[set[str], set[str]]:
     """Metric names and label names of the README's metric reference table."""
     metrics: set[str] = set()
@@ -118,16 +112,16 @@ def readme_contract() -> tuple[set[str], set[str]]:
 # --- promtool -----------------------------------------------------------------------------------------------
 
 
-def test_promtool_check_rules() -> None:
+def test_promtool_check_rules(promtool: str) -> None:
     result = subprocess.run(
-        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     count = sum(len(group["rules"]) for group in load_rules()["groups"])
     assert f"SUCCESS: {count} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_pass() -> None:
+def test_promtool_unit_tests_pass(promtool: str) -> None:
     assert [path.name for path in RULE_TESTS] == [
         "accounts.test.yaml",
         "exporter.test.yaml",
@@ -136,7 +130,7 @@ def test_promtool_unit_tests_pass() -> None:
         "packages.test.yaml",
     ]
     result = subprocess.run(
-        [promtool(), "test", "rules", *map(str, RULE_TESTS)],
+        [promtool, "test", "rules", *map(str, RULE_TESTS)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -146,7 +140,7 @@ def test_promtool_unit_tests_pass() -> None:
     assert result.stdout.count("SUCCESS") == len(RULE_TESTS)
 
 
-def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+def test_promtool_unit_tests_can_fail(tmp_path: Path, promtool: str) -> None:
     """A test expecting the wrong thing fails: the runner is not a no-op."""
     wrong = tmp_path / "wrong.test.yaml"
     wrong.write_text(
@@ -167,13 +161,13 @@ tests:
         encoding="utf-8",
     )
     result = subprocess.run(
-        [promtool(), "test", "rules", str(wrong)], capture_output=True, text=True, timeout=60, check=False
+        [promtool, "test", "rules", str(wrong)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
 
 
-def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
+def test_every_dashboard_expression_parses(tmp_path: Path, promtool: str) -> None:
     """promtool parses each expression as a recording rule: a syntax error in any panel fails here."""
     expressions = [expr for where, expr in all_promql_expressions() if where.startswith(DASHBOARD.name)]
     rules = {
@@ -190,7 +184,7 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     path = tmp_path / "dashboard-rules.yaml"
     path.write_text(yaml.safe_dump(rules))
     result = subprocess.run(
-        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
@@ -487,7 +481,7 @@ def test_dashboard_package_row() -> None:
 # --- plain Prometheus (deploy/prometheus/prometheus.yml) ----------------------------------------------------
 
 
-def test_plain_prometheus_config_loads_the_rule_file(tmp_path: Path) -> None:
+def test_plain_prometheus_config_loads_the_rule_file(tmp_path: Path, promtool: str) -> None:
     """The example config, with the rule file copied beside it as its comment says, passes promtool."""
     example = ROOT / "deploy/prometheus/prometheus.yml"
     config = yaml.safe_load(example.read_text(encoding="utf-8"))
@@ -495,7 +489,7 @@ def test_plain_prometheus_config_loads_the_rule_file(tmp_path: Path) -> None:
     shutil.copy(example, tmp_path / "prometheus.yml")
     shutil.copy(RULES, tmp_path / RULES.name)
     result = subprocess.run(
-        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,19 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
 import pytest
 import requests
-import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import App
 from exporter.simulator import SimJob, Simulator
 from exporter.webconfig import load_web_config
-from tests.support import API_KEY, handshake_error, make_config
+from tests.support import API_KEY, Pki, bcrypt_hash, client_context, handshake_error, make_config
 
 USER = "prometheus"
 PASSWORD = "s3cret-scrape-password"
@@ -37,39 +34,14 @@ UNICODE_USER, UNICODE_PASSWORD = "grafana-ü", "pässwörd-ß"
 PATHS = ("/metrics", "/healthz", "/readyz", "/", "/no-such-page")
 
 
-@dataclass(frozen=True)
-class Pki:
-    directory: Path
-    client: trustme.LeafCert
-    stranger: trustme.LeafCert
-
-    def path(self, name: str) -> str:
-        return str(self.directory / name)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1")
-    server.cert_chain_pems[0].write_to_path(directory / "server.crt")
-    server.private_key_pem.write_to_path(directory / "server.key")
-    ca.cert_pem.write_to_path(directory / "ca.crt")
-    client = ca.issue_cert("scraper@example.com")
-    client.private_key_and_cert_chain_pem.write_to_path(directory / "client.pem")
-    stranger = trustme.CA().issue_cert("scraper@example.com")
-    stranger.private_key_and_cert_chain_pem.write_to_path(directory / "stranger.pem")
-    return Pki(directory, client, stranger)
-
-
 @pytest.fixture(scope="module")
 def password_hash() -> str:
-    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def unicode_password_hash() -> str:
-    return bcrypt.hashpw(UNICODE_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(UNICODE_PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +90,6 @@ CONFIGURED_HEADERS = {
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=pki.path("ca.crt"))
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
 
 
 def raw_get(

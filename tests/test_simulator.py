@@ -1,6 +1,6 @@
 """The simulated Integrate.io API, exercised the way the exporter uses it: real HTTP on loopback via requests.
 
-Waiting is always poll-with-deadline (``wait_for``), never a bare sleep, so the file stays fast and stable.
+Waiting is always poll-with-deadline (``wait_until``), never a bare sleep, so the file stays fast and stable.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from exporter.simulator import (
 )
 from exporter.simulator.ledger import CreditLedger
 from exporter.simulator.timestamps import format_timestamp, parse_timestamp
+from tests.support import wait_until
 
 ACCEPT = "application/vnd.xplenty+json; version=2"
 KEY = "sim-key"
@@ -68,14 +69,6 @@ def api(
         timeout=timeout,
         **kwargs,
     )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def ids_of(response: requests.Response) -> list[int]:
@@ -385,7 +378,9 @@ def test_429_when_exhausted_then_recovers_as_the_window_slides() -> None:
         assert "Retry-After" not in refused.headers
         assert refused.headers["X-RateLimit-Remaining"] == "0"
         assert sim.requests[-1].charged is False
-        wait_for(lambda: api(sim, "/rate_limit_status").json()["limits"]["remaining"] == 5, timeout=3.0)
+        wait_until(
+            lambda: api(sim, "/rate_limit_status").json()["limits"]["remaining"] == 5, 3.0, "5 credits left"
+        )
         again = api(sim, "/jobs/1")
         assert (again.status_code, again.headers["X-RateLimit-Remaining"]) == (200, "4")
 
@@ -415,7 +410,7 @@ def test_neighbour_spending_shows_in_remaining() -> None:
     with Simulator(account_id="acme", api_key=KEY, credits=1000, window_seconds=600.0) as sim:
         sim.add_job(SimJob(id=1))
         sim.start_neighbour(credits_per_hour=36_000)  # one credit every 0.1 s
-        wait_for(lambda: sim.credits_remaining() <= 997, timeout=3.0)
+        wait_until(lambda: sim.credits_remaining() <= 997, 3.0, "3 credits spent")
         sim.stop_neighbour()
         left = sim.credits_remaining()
         assert left <= 997
@@ -439,7 +434,7 @@ def test_updated_at_moves_on_status_change_not_on_progress_ticks() -> None:
             progress_per_second=0.01,
             records_per_second=10,
         )
-        wait_for(lambda: sim.job_payload(5)["runtime_in_seconds"] >= 8, timeout=3.0)
+        wait_until(lambda: sim.job_payload(5)["runtime_in_seconds"] >= 8, 3.0, "job 5 to run 8 s")
         ticking = api(sim, "/jobs/5").json()
         assert ticking["progress"] > 0.0
         assert ticking["outputs"][0]["records_count"] > 0
@@ -457,7 +452,7 @@ def test_updated_at_moves_on_status_change_not_on_progress_ticks() -> None:
         )
         runtime = done["runtime_in_seconds"]
         sim.add_job(SimJob(id=6, status="running"), progress_per_second=0.01)  # a witness that ticks go on
-        wait_for(lambda: sim.job_payload(6)["progress"] > 0.0, timeout=3.0)
+        wait_until(lambda: sim.job_payload(6)["progress"] > 0.0, 3.0, "job 6 to progress")
         assert sim.job_payload(5)["runtime_in_seconds"] == runtime  # completed jobs no longer tick
 
 
@@ -503,7 +498,7 @@ def test_scripted_steps_follow_the_clock() -> None:
             script=[Step(5, status="running"), Step(20, status="failed", errors="out of memory")],
         )
         assert sim.job_status(1) == "queued"
-        wait_for(lambda: sim.job_status(1) == "failed", timeout=3.0)
+        wait_until(lambda: sim.job_status(1) == "failed", 3.0, "job 1 to fail")
         job = api(sim, "/jobs/1").json()
         assert (job["errors"], job["failed_at"]) == ("out of memory", job["updated_at"])
         assert job["started_at"] is not None
@@ -524,7 +519,7 @@ def test_demo_scenario_plays_through_at_high_speed() -> None:
                 seen[job["id"]].add(job["status"])
             return all(seen[job_id] & FINAL_STATUSES for job_id in DEMO_JOB_IDS)
 
-        wait_for(finished, timeout=10.0, interval=0.05)
+        wait_until(finished, 10.0, "every demo job to finish")
         final = {job_id: sim.job_payload(job_id) for job_id in DEMO_JOB_IDS}
         assert {job_id: job["status"] for job_id, job in final.items()} == {
             101: "completed",
@@ -861,7 +856,7 @@ def test_stop_is_prompt_with_trickling_and_hanging_connections(job_sim: Simulato
     clients = [threading.Thread(target=client, args=(p,), daemon=True) for p in ("/jobs/157", "/jobs/158")]
     for thread in clients:
         thread.start()
-    wait_for(lambda: len(job_sim.requests) == 2)
+    wait_until(lambda: len(job_sim.requests) == 2, 5.0, "two requests")
     started = time.monotonic()
     job_sim.stop()
     assert time.monotonic() - started < 1.0

@@ -14,7 +14,6 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,48 +24,20 @@ import trustme
 
 from exporter.errors import ConfigError
 from exporter.webconfig import WebConfig, load_web_config
-from tests.support import handshake_error
+from tests.support import Pki, bcrypt_hash, client_context, handshake_error
 
 PASSWORD = "correct horse battery staple"
 BOB_PASSWORD = "bobs-other-secret"
 
 
-@dataclass(frozen=True)
-class Pki:
-    """Files for one test module: a trusted CA, its server and client certs, and an untrusted CA's client."""
-
-    directory: Path
-    ca: trustme.CA
-    client: trustme.LeafCert
-    stranger: trustme.LeafCert
-
-    def path(self, name: str) -> str:
-        return str(self.directory / name)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    server.cert_chain_pems[0].write_to_path(directory / "server.crt")
-    server.private_key_pem.write_to_path(directory / "server.key")
-    ca.cert_pem.write_to_path(directory / "ca.crt")
-    other_ca = trustme.CA()
-    other_ca.cert_pem.write_to_path(directory / "other-ca.crt")
-    return Pki(
-        directory, ca, ca.issue_cert("scraper@example.com"), other_ca.issue_cert("scraper@example.com")
-    )
-
-
 @pytest.fixture(scope="module")
 def alice_hash() -> str:
-    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def bob_hash() -> str:
-    return bcrypt.hashpw(BOB_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt_hash(BOB_PASSWORD)
 
 
 def write_config(pki: Pki, text: str, name: str = "web.yml") -> Path:
@@ -125,13 +96,6 @@ def serving(web_config: WebConfig) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=pki.path("ca.crt"))
-    if cert is not None:
-        cert.configure_cert(context)
-    return context
 
 
 def get(port: int, context: ssl.SSLContext, authorization: str | None = None) -> tuple[int, str]:
@@ -283,7 +247,7 @@ def test_an_unknown_user_costs_a_bcrypt_check_like_a_known_one(
 
 def test_passwords_beyond_bcrypts_72_bytes_are_refused_without_truncation(pki: Pki) -> None:
     long_password = "x" * 72
-    hashed = bcrypt.hashpw(long_password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    hashed = bcrypt_hash(long_password)
     config = load_web_config(write_config(pki, f"basic_auth_users:\n  alice: {hashed}\n"))
 
     assert config.authorize(basic("alice", long_password)) is True
@@ -351,11 +315,9 @@ def test_a_client_certificate_from_the_trusted_ca_is_accepted(pki: Pki, mtls_por
 
 
 def test_requests_with_a_trusted_client_certificate_is_accepted(pki: Pki, mtls_port: int) -> None:
-    cert = pki.directory / "client.pem"
-    pki.client.private_key_and_cert_chain_pem.write_to_path(cert)
 
     response = requests.get(
-        f"https://127.0.0.1:{mtls_port}/", cert=str(cert), verify=pki.path("ca.crt"), timeout=5
+        f"https://127.0.0.1:{mtls_port}/", cert=pki.path("client.pem"), verify=pki.path("ca.crt"), timeout=5
     )
 
     assert (response.status_code, response.text) == (200, "ok\n")
