@@ -6,11 +6,13 @@ Only final jobs are stored: anything else must be fetched fresh anyway.
 
 The file is a convenience, never a dependency: missing, unreadable, corrupt, from another account or another
 format version — it is reported in one log line and ignored. Writes go to a temporary file that is renamed over
-the old one, so a crash mid-write leaves the previous state intact.
+the old one, so a crash mid-write leaves the previous state intact; a write that fails removes its temporary
+file, and one a SIGKILL left behind is removed at the next start (`StateStore`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,11 +21,66 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from exporter.cache import JobCache
 from exporter.model import Job, JobOutput, JobStatus
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+
+class StateStore:
+    """One account's state file: final jobs restored into the cache at start, the file rewritten whenever the
+    set of final jobs changed (not every cycle: a final job never changes)."""
+
+    def __init__(self, path: str, account_id: str) -> None:
+        self.path = path
+        self.account_id = account_id
+        self._saved: frozenset[int] = frozenset()
+        remove_stale_temporaries(path)
+
+    def restore(self, cache: JobCache, watched: set[int]) -> None:
+        """Final jobs from the file go straight into the cache: they cost no credit after a restart."""
+        restored = {
+            job_id: entry
+            for job_id, entry in load_final_jobs(self.path, self.account_id).items()
+            if job_id in watched
+        }
+        for job, when in restored.values():
+            cache.record_jobs([job], when)
+        self._saved = frozenset(restored)
+        if restored:
+            log.info("state file: %d final jobs restored; they will not be fetched again", len(restored))
+
+    def save(self, cache: JobCache) -> None:
+        final = {
+            state.job_id: (state.job, state.last_success)
+            for state in cache.states()
+            if state.job is not None and state.is_final and state.last_success is not None
+        }
+        if frozenset(final) != self._saved:
+            save_final_jobs(self.path, self.account_id, final)
+            self._saved = frozenset(final)
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def remove_stale_temporaries(path: str) -> None:
+    """Remove temporary files an earlier process was killed (SIGKILL, power loss) before renaming."""
+    target = Path(path)
+    try:
+        stale = list(target.parent.glob(f"{_temporary_prefix(target)}*.tmp"))
+    except OSError:
+        return  # an unreadable directory: the write will say so in its own line
+    for leftover in stale:
+        try:
+            leftover.unlink()
+        except OSError as error:
+            log.warning("state file %s: cannot remove stale %s: %s", path, leftover.name, error.strerror)
+        else:
+            log.info("state file %s: removed %s, left by an interrupted write", path, leftover.name)
 
 
 def load_final_jobs(path: str, account_id: str) -> dict[int, tuple[Job, float]]:
@@ -56,14 +113,20 @@ def save_final_jobs(path: str, account_id: str, jobs: dict[int, tuple[Job, float
         },
     }
     target = Path(path)
+    temporary: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=_temporary_prefix(target), suffix=".tmp"
+        )
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(document, stream, separators=(",", ":"))
         os.replace(temporary, target)
     except OSError as error:
         log.warning("state file %s not written: %s", path, error.strerror or error)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                Path(temporary).unlink(missing_ok=True)
 
 
 def _parse(document: Any, account_id: str) -> dict[int, tuple[Job, float]]:

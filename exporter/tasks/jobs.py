@@ -1,0 +1,151 @@
+"""The jobs task: every watched job that is not final, brought up to date with the cheapest calls.
+
+Executes the planner's plan: status lists first (each read until every expected job was seen), then a
+confirming GET for each job missing from the list it was expected on, then the single GETs. Many jobs missing
+at once (a cold start over finished jobs, a batch that just ended) are first looked for on the final statuses'
+lists, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
+and not due for their recheck, are left out of the plan.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from exporter.cache import JobCache
+from exporter.client import ApiError, InvalidResponse, NotFound
+from exporter.config import PollingConfig
+from exporter.fetcher import Fetcher
+from exporter.model import FINAL_STATUSES, LISTABLE_STATUSES, Job, JobStatus
+from exporter.paging import read_pages
+from exporter.planner import ListCosts, Plan, confirmations, plan_cycle
+from exporter.recorder import Recorder
+from exporter.retries import RetryBook
+from exporter.tasks import Cost, Cycle
+
+FINAL_LIST_THRESHOLD = 10  # more confirmations than this are first looked for on the final statuses' lists
+FINAL_LISTS = tuple(status for status in LISTABLE_STATUSES if status in FINAL_STATUSES)
+
+
+class JobsTask:
+    """Refreshes the watched jobs that are not final; `configure()` takes new polling settings on reload."""
+
+    def __init__(
+        self,
+        polling: PollingConfig,
+        fetch: Fetcher,
+        cache: JobCache,
+        recorder: Recorder,
+        retries: RetryBook,
+    ) -> None:
+        self._polling = polling
+        self._fetch = fetch
+        self._cache = cache
+        self._recorder = recorder
+        self._retries = retries
+        self._costs = ListCosts()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def configure(self, polling: PollingConfig) -> None:
+        self._polling = polling
+        self.close(wait=True)  # the pool is sized by polling.concurrency, which may have changed
+
+    def close(self, *, wait: bool) -> None:
+        """Shut the GET pool down; `wait=False` when stopping, so a request in flight does not hold the exit."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+            self._pool = None
+
+    def run(self, cycle: Cycle) -> None:
+        plan, missing = self._plan(cycle.number, skip=cycle.refreshed)
+        found: set[int] = set()
+        for status in plan.list_statuses:
+            found |= self._read_list(status, plan.expected[status])
+        leftover = confirmations(plan, found)
+        if len(leftover) > FINAL_LIST_THRESHOLD:
+            leftover = self._find_finished(leftover)
+        self._refresh_each([*plan.gets, *leftover, *missing])
+
+    def next_cost(self, cycle: Cycle) -> Cost:
+        # The first cycle, with every job still unseen, costs more once: pace by the next one.
+        upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed)
+        return Cost(upcoming.estimated_credits, upcoming.jobs)
+
+    def _plan(self, cycle: int, skip: set[int]) -> tuple[Plan, list[int]]:
+        """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed), and the
+        missing jobs due for their rare recheck."""
+        states = self._cache.states()
+        refresh: dict[int, JobStatus | None] = {}
+        for state in states:
+            if state.is_final or state.missing or state.job_id in skip:
+                continue
+            if self._retries.due(state.job_id, cycle):
+                refresh[state.job_id] = state.job.status if state.job else None
+        missing = [s.job_id for s in states if s.missing and self._retries.missing_due(s.job_id)]
+        return plan_cycle(refresh, self._costs), missing
+
+    def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
+        """Read one status list until every expected job was seen (or the list ends)."""
+        watched = {state.job_id for state in self._cache.states()}
+        found: set[int] = set()
+
+        def take(jobs: list[Job]) -> bool:
+            mine = [job for job in jobs if job.id in watched]
+            self._recorder.store(mine)
+            found.update(job.id for job in mine)
+            return expected <= found
+
+        try:
+            pages = read_pages(self._fetch.pages(status=status.value), take)
+        except ApiError as error:
+            for job_id in expected - found:
+                self._retries.fail(job_id, error.outcome)
+            return found | expected  # not confirmed one by one: a failed list is retried next cycle
+        self._costs.learn(status, pages)
+        return found
+
+    def _find_finished(self, job_ids: list[int]) -> list[int]:
+        """Look for many jobs on the final statuses' lists, 100 a credit, before one GET each. Stops once all
+        are found, or once it has cost half the GETs it was meant to save. Returns those not found."""
+        remaining = set(job_ids)
+        allowance = len(job_ids) // 2
+
+        def take(jobs: list[Job]) -> bool:
+            mine = [job for job in jobs if job.id in remaining]
+            self._recorder.store(mine)
+            remaining.difference_update(job.id for job in mine)
+            return not remaining
+
+        for status in FINAL_LISTS:
+            if not remaining or allowance <= 0:
+                break
+            try:
+                allowance -= read_pages(self._fetch.pages(status=status.value), take, max_pages=allowance)
+            except ApiError:
+                break  # counted by the fetcher; the GETs that follow still find every job
+        return sorted(remaining)
+
+    def _refresh_each(self, job_ids: list[int]) -> None:
+        """Single GETs, up to `polling.concurrency` at a time: a cold start of thousands of final jobs, or an
+        API 300 ms away, would otherwise take one round trip per job. The budget still gates every request."""
+        if len(job_ids) <= 1 or self._polling.concurrency == 1:
+            for job_id in job_ids:
+                self._refresh_one(job_id)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._polling.concurrency, thread_name_prefix="get")
+        for future in [self._pool.submit(self._refresh_one, job_id) for job_id in job_ids]:
+            future.result()  # re-raises Stopping (or a bug) from the worker
+
+    def _refresh_one(self, job_id: int) -> None:
+        try:
+            job = self._fetch.get_job(job_id)
+        except NotFound:
+            self._retries.missing(job_id, self._polling.missing_recheck_seconds)
+            return
+        except ApiError as error:
+            self._retries.fail(job_id, error.outcome, str(error))
+            return
+        if job.id != job_id:
+            self._retries.fail(job_id, InvalidResponse.outcome)
+            return
+        self._recorder.store([job])
