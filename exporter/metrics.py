@@ -155,7 +155,7 @@ JOB_RUNTIME = declare(
     "Runtime of the job as the API reports it.",
     ("job_id",),
     example='integrateio_job_runtime_seconds{job_id="157"} 754.0',
-    details="(`runtime_in_seconds`)",
+    details="The API's `runtime_in_seconds`.",
 )
 JOB_OUTPUT_RECORDS = declare(
     "integrateio_job_output_records",
@@ -252,7 +252,7 @@ API_LIMIT = declare(
     Scope.ACCOUNT,
     "The key's credit limit as the API reports it.",
     example="integrateio_api_rate_limit_credits 5000.0",
-    details="(`X-RateLimit-Limit`)",
+    details="Its `X-RateLimit-Limit` header.",
 )
 API_REMAINING = declare(
     "integrateio_api_rate_limit_remaining_credits",
@@ -260,7 +260,7 @@ API_REMAINING = declare(
     Scope.ACCOUNT,
     "Credits left to the key as the API reports them, all clients of the key included.",
     example="integrateio_api_rate_limit_remaining_credits 4321.0",
-    details="(`X-RateLimit-Remaining`)",
+    details="Its `X-RateLimit-Remaining` header.",
 )
 BUDGET_LIMIT = declare(
     "integrateio_budget_limit_credits",
@@ -268,7 +268,7 @@ BUDGET_LIMIT = declare(
     Scope.ACCOUNT,
     "Credits the exporter allows itself per window.",
     example="integrateio_budget_limit_credits 4500.0",
-    details="`credits × (1 − reserve)`",
+    details="That is `credits × (1 − reserve)`.",
 )
 BUDGET_SPENT = declare(
     "integrateio_budget_spent_credits",
@@ -276,7 +276,7 @@ BUDGET_SPENT = declare(
     Scope.ACCOUNT,
     "Credits the exporter spent in the current window.",
     example="integrateio_budget_spent_credits 12.0",
-    details="The window slides.",
+    details="The window slides: credits older than it count no more.",
 )
 BUDGET_REMAINING = declare(
     "integrateio_budget_remaining_credits",
