@@ -19,27 +19,10 @@ every scrape would pay it. Here a scrape costs a dictionary look-up when nothing
 Everything for one body comes from one `cache.snapshot()`, so a scrape never sees half of an update. The
 output is byte for byte what prometheus_client's encoders produce for the same families — escaping, label
 order, float formatting, name escaping per negotiated scheme — which `tests/test_exposition.py` checks against
-them; content negotiation is prometheus_client's own `choose_encoder`.
+them; content negotiation is prometheus_client's own `choose_encoder` (public in every release we support).
 
-A sample of the text format (abridged; OpenMetrics differs only in the HELP/TYPE name of counters, which
-lacks `_total`, and the final `# EOF`):
-
-    # HELP integrateio_job_status Current status of the job: 1 for the status it is in, 0 for the others...
-    # TYPE integrateio_job_status gauge
-    integrateio_job_status{job_id="157",status="running"} 1.0
-    integrateio_job_status{job_id="157",status="failed"} 0.0
-    # HELP integrateio_job_progress_ratio Progress of the job, 0 to 1.
-    # TYPE integrateio_job_progress_ratio gauge
-    integrateio_job_progress_ratio{job_id="157"} 0.42
-    # HELP integrateio_job_output_records Records written to each output of the job (records_count).
-    # TYPE integrateio_job_output_records gauge
-    integrateio_job_output_records{job_id="157",output_id="3",output_name="orders_out"} 10415.0
-    # HELP integrateio_job_poll_errors_total Failed refreshes of the job, by error class.
-    # TYPE integrateio_job_poll_errors_total counter
-    integrateio_job_poll_errors_total{error="timeout",job_id="157"} 2.0
-    # HELP integrateio_api_requests_total API requests sent, by endpoint and outcome.
-    # TYPE integrateio_api_requests_total counter
-    integrateio_api_requests_total{endpoint="get_job",outcome="success"} 12.0
+The families themselves — names, types, HELP, labels — are declared in `exporter.metrics`; this module only
+renders them, with the escaping of `exporter.escaping`.
 """
 
 from __future__ import annotations
@@ -50,26 +33,67 @@ import struct
 import threading
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import is_, itemgetter
-from typing import cast
 
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.openmetrics.exposition import (
-    UNDERSCORES,
-    _escape,
-    _is_legacy_labelname_rune,
-    escape_label_name,
-    escape_metric_name,
-)
-from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
 from exporter.cache import CacheGroup, CacheSnapshot, ExporterState, JobCache, JobState, PackageState
+from exporter.escaping import (
+    UNDERSCORES,
+    escape_label_value,
+    escape_name,
+    escape_openmetrics_sample_name,
+    escape_text_help,
+    go_float,
+)
+from exporter.metrics import (
+    ACCOUNT_FAMILIES,
+    ACCOUNT_LABEL,
+    API_BACKOFF,
+    API_LIMIT,
+    API_REMAINING,
+    API_REQUESTS,
+    API_UP,
+    BUDGET_LIMIT,
+    BUDGET_REMAINING,
+    BUDGET_SPENT,
+    BUDGET_WINDOW,
+    BUILD_INFO,
+    CONFIG_RELOAD,
+    CONFIG_RELOAD_TIME,
+    DISCOVERED_JOBS,
+    DISCOVERY_DROPPED,
+    FAMILIES,
+    JOB_FAMILIES,
+    JOB_INFO,
+    JOB_LAST_SUCCESS,
+    JOB_MISSING,
+    JOB_OUTPUT_RECORDS,
+    JOB_POLL_ERRORS,
+    JOB_POLL_SUCCESS,
+    JOB_PROGRESS,
+    JOB_RUNTIME,
+    JOB_STARTED,
+    JOB_STATUS,
+    LAST_FULL_REFRESH,
+    PACKAGE_FAMILIES,
+    PACKAGE_INFO,
+    PACKAGE_LAST_FAILURE,
+    PACKAGE_LAST_STATUS,
+    PACKAGE_LAST_SUCCESS,
+    PACKAGE_RUNNING,
+    REFRESH_INTERVAL,
+    REFRESH_TARGET,
+    STATUS_VALUES,
+    WATCHED_JOBS,
+    Family,
+    Labels,
+    Scope,
+)
 from exporter.model import JobStatus
 
-STATUS_VALUES = tuple(status.value for status in JobStatus)
 PYTHON_VERSION = platform.python_version()
 OPENMETRICS_TYPE = "application/openmetrics-text"
 GZIP_LEVEL = 6
@@ -81,193 +105,19 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # make us keep a body per made-up version string.
 MAX_VARIANTS = 4
 
-# prometheus_client leaves it unannotated; this is how every float of its encoders is written.
-go_float = cast(Callable[[float], str], floatToGoString)
-
-Labels = tuple[str, ...]
 Sample = tuple[Labels, float]
 
 
-@dataclass(frozen=True)
-class Family:
-    """A metric family as OpenMetrics names it: a counter's family name has no `_total`, its samples do."""
-
-    name: str
-    documentation: str
-    labels: Labels = ()
-    counter: bool = False
-
-    @property
-    def type(self) -> str:
-        return "counter" if self.counter else "gauge"
-
-    @property
-    def sample_name(self) -> str:
-        """The samples' name, which is also the family's name in the text format (0.0.4 and 1.0.0)."""
-        return f"{self.name}_total" if self.counter else self.name
-
-
-JOB_STATUS = Family(
-    "integrateio_job_status",
-    "Current status of the job: 1 for the status it is in, 0 for the others (unknown: not a documented one).",
-    ("job_id", "status"),
-)
-JOB_PROGRESS = Family("integrateio_job_progress_ratio", "Progress of the job, 0 to 1.", ("job_id",))
-JOB_RUNTIME = Family(
-    "integrateio_job_runtime_seconds", "Runtime of the job as the API reports it.", ("job_id",)
-)
-JOB_OUTPUT_RECORDS = Family(
-    "integrateio_job_output_records",
-    "Records written to each output of the job (records_count).",
-    ("job_id", "output_id", "output_name"),
-)
-JOB_INFO = Family(
-    "integrateio_job_info", "Package of the job; always 1.", ("job_id", "package_id", "package_name")
-)
-JOB_STARTED = Family(
-    "integrateio_job_started_timestamp_seconds", "When the job started, as Unix time.", ("job_id",)
-)
-JOB_LAST_SUCCESS = Family(
-    "integrateio_job_last_success_timestamp_seconds",
-    "When the exporter last refreshed the job successfully, as Unix time.",
-    ("job_id",),
-)
-JOB_POLL_SUCCESS = Family(
-    "integrateio_job_poll_success", "1 if the last refresh of the job succeeded, else 0.", ("job_id",)
-)
-JOB_MISSING = Family(
-    "integrateio_job_missing", "1 while the API answers 404 for the job, else 0.", ("job_id",)
-)
-JOB_POLL_ERRORS = Family(
-    "integrateio_job_poll_errors",
-    "Failed refreshes of the job, by error class.",
-    ("job_id", "error"),
-    counter=True,
-)
-# The order families appear in; every job's series sit under their family's one HELP/TYPE.
-JOB_FAMILIES = (
-    JOB_STATUS,
-    JOB_PROGRESS,
-    JOB_RUNTIME,
-    JOB_OUTPUT_RECORDS,
-    JOB_INFO,
-    JOB_STARTED,
-    JOB_LAST_SUCCESS,
-    JOB_POLL_SUCCESS,
-    JOB_MISSING,
-    JOB_POLL_ERRORS,
-)
-
-API_REQUESTS = Family(
-    "integrateio_api_requests",
-    "API requests sent, by endpoint and outcome.",
-    ("endpoint", "outcome"),
-    counter=True,
-)
-API_UP = Family("integrateio_api_up", "1 if the last API request was answered and authenticated.")
-API_BACKOFF = Family(
-    "integrateio_api_backoff_seconds", "Seconds left in a pause after a 429 or a refused key."
-)
-API_LIMIT = Family("integrateio_api_rate_limit_credits", "The key's credit limit as the API reports it.")
-API_REMAINING = Family(
-    "integrateio_api_rate_limit_remaining_credits",
-    "Credits left to the key as the API reports them, all clients of the key included.",
-)
-BUDGET_LIMIT = Family("integrateio_budget_limit_credits", "Credits the exporter allows itself per window.")
-BUDGET_SPENT = Family("integrateio_budget_spent_credits", "Credits the exporter spent in the current window.")
-BUDGET_REMAINING = Family(
-    "integrateio_budget_remaining_credits", "Credits the exporter may still spend in the window."
-)
-BUDGET_WINDOW = Family("integrateio_budget_window_seconds", "The sliding window of the credit budget.")
-REFRESH_INTERVAL = Family(
-    "integrateio_refresh_interval_seconds",
-    "Effective refresh interval of a job that is not final (stretched when the budget requires).",
-)
-REFRESH_TARGET = Family(
-    "integrateio_refresh_interval_target_seconds", "The configured polling.interval_seconds."
-)
-WATCHED_JOBS = Family("integrateio_watched_jobs", "Jobs the exporter watches.")
-LAST_FULL_REFRESH = Family(
-    "integrateio_last_full_refresh_timestamp_seconds",
-    "When every watched job was last refreshed, as Unix time.",
-)
-CONFIG_RELOAD = Family(
-    "integrateio_config_last_reload_success", "1 if the last configuration load succeeded."
-)
-CONFIG_RELOAD_TIME = Family(
-    "integrateio_config_last_reload_success_timestamp_seconds",
-    "When the configuration was last loaded successfully, as Unix time.",
-)
-DISCOVERED_JOBS = Family(
-    "integrateio_discovered_jobs", "Jobs watched because discovery found them, on top of the configured ones."
-)
-DISCOVERY_DROPPED = Family(
-    "integrateio_discovery_dropped_jobs",
-    "Runs discovery did not watch, or stopped watching early, because discover.max_jobs was reached.",
-    counter=True,
-)
-PACKAGE_LAST_STATUS = Family(
-    "integrateio_package_last_job_status",
-    "Status of the package's last finished job: 1 for it, 0 for the other statuses.",
-    ("package_id", "status"),
-)
-PACKAGE_LAST_SUCCESS = Family(
-    "integrateio_package_last_success_timestamp_seconds",
-    "When the package's last completed job finished, as Unix time.",
-    ("package_id",),
-)
-PACKAGE_LAST_FAILURE = Family(
-    "integrateio_package_last_failure_timestamp_seconds",
-    "When the package's last failed job finished, as Unix time.",
-    ("package_id",),
-)
-PACKAGE_RUNNING = Family(
-    "integrateio_package_running_jobs", "Watched jobs of the package now running.", ("package_id",)
-)
-PACKAGE_INFO = Family(
-    "integrateio_package_info", "Name of the package; always 1.", ("package_id", "package_name")
-)
-PACKAGE_FAMILIES = (
-    PACKAGE_LAST_STATUS,
-    PACKAGE_LAST_SUCCESS,
-    PACKAGE_LAST_FAILURE,
-    PACKAGE_RUNNING,
-    PACKAGE_INFO,
-)
-BUILD_INFO = Family(
-    "integrateio_exporter_build_info", "Version of the exporter; always 1.", ("version", "python_version")
-)
-EXPORTER_FAMILIES = (
-    API_REQUESTS,
-    API_UP,
-    API_BACKOFF,
-    API_LIMIT,
-    API_REMAINING,
-    BUDGET_LIMIT,
-    BUDGET_SPENT,
-    BUDGET_REMAINING,
-    BUDGET_WINDOW,
-    REFRESH_INTERVAL,
-    REFRESH_TARGET,
-    WATCHED_JOBS,
-    LAST_FULL_REFRESH,
-    CONFIG_RELOAD,
-    CONFIG_RELOAD_TIME,
-    DISCOVERED_JOBS,
-    DISCOVERY_DROPPED,
-    *PACKAGE_FAMILIES,
-    BUILD_INFO,
-)
-# The process's own series: one per exporter, never per account.
-ACCOUNTLESS = frozenset({BUILD_INFO})
+# Every family but the job ones, whose headers and line formats each variant keeps ready.
+OTHER_FAMILIES = tuple(family for family in FAMILIES if family.scope is not Scope.JOB)
 
 
 def for_accounts(family: Family, labelled: bool) -> Family:
-    """The family as served: with several accounts configured, every series but the build info has `account`
-    as its first label."""
-    if not labelled or family in ACCOUNTLESS:
+    """The family as served: with several accounts configured, every series but the process's own has
+    `account` as its first label."""
+    if not labelled or family.scope is Scope.PROCESS:
         return family
-    return Family(family.name, family.documentation, ("account", *family.labels), family.counter)
+    return replace(family, labels=(ACCOUNT_LABEL, *family.labels))
 
 
 def _with_account(account: str | None, samples: list[Sample]) -> list[Sample]:
@@ -280,36 +130,40 @@ def job_samples(state: JobState) -> tuple[list[Sample], ...]:
     """The samples one job contributes to each of `JOB_FAMILIES`, in that order (label values in the order of
     the family's `labels`, after the account's when there is one). A job never refreshed has only its poll
     bookkeeping; absent fields, no series."""
-    return tuple(_with_account(state.account, samples) for samples in _job_samples(state))
+    found = _job_samples(state)
+    return tuple(_with_account(state.account, found.get(family, [])) for family in JOB_FAMILIES)
 
 
-def _job_samples(state: JobState) -> tuple[list[Sample], ...]:
+def _job_samples(state: JobState) -> dict[Family, list[Sample]]:
     job_id = str(state.job_id)
-    missing: list[Sample] = [((job_id,), 1.0 if state.missing else 0.0)]
-    errors: list[Sample] = [((job_id, error), float(count)) for error, count in sorted(state.errors.items())]
-    poll_success: list[Sample] = []
+    samples: dict[Family, list[Sample]] = {
+        JOB_MISSING: [((job_id,), 1.0 if state.missing else 0.0)],
+        JOB_POLL_ERRORS: [((job_id, error), float(count)) for error, count in sorted(state.errors.items())],
+    }
     if state.last_attempt_ok is not None:
-        poll_success.append(((job_id,), 1.0 if state.last_attempt_ok else 0.0))
-    last_success: list[Sample] = []
+        samples[JOB_POLL_SUCCESS] = [((job_id,), 1.0 if state.last_attempt_ok else 0.0)]
     if state.last_success is not None:
-        last_success.append(((job_id,), state.last_success))
+        samples[JOB_LAST_SUCCESS] = [((job_id,), state.last_success)]
     job = state.job
     if job is None:
-        return ([], [], [], [], [], [], last_success, poll_success, missing, errors)
-    status: list[Sample] = [
+        return samples
+    samples[JOB_STATUS] = [
         ((job_id, value), 1.0 if job.status.value == value else 0.0) for value in STATUS_VALUES
     ]
-    progress: list[Sample] = [] if job.progress is None else [((job_id,), job.progress)]
-    runtime: list[Sample] = [] if job.runtime_seconds is None else [((job_id,), job.runtime_seconds)]
-    started: list[Sample] = [] if job.started_at is None else [((job_id,), job.started_at)]
+    if job.progress is not None:
+        samples[JOB_PROGRESS] = [((job_id,), job.progress)]
+    if job.runtime_seconds is not None:
+        samples[JOB_RUNTIME] = [((job_id,), job.runtime_seconds)]
+    if job.started_at is not None:
+        samples[JOB_STARTED] = [((job_id,), job.started_at)]
     package_id = "" if job.package_id is None else str(job.package_id)
-    info: list[Sample] = [((job_id, package_id, job.package_name or ""), 1.0)]
-    records: list[Sample] = [
+    samples[JOB_INFO] = [((job_id, package_id, job.package_name or ""), 1.0)]
+    samples[JOB_OUTPUT_RECORDS] = [
         ((job_id, str(output.id), output.name or ""), output.records_count)
         for output in job.outputs
         if output.records_count is not None
     ]
-    return (status, progress, runtime, records, info, started, last_success, poll_success, missing, errors)
+    return samples
 
 
 def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]]]:
@@ -319,7 +173,7 @@ def exporter_samples(snapshot: CacheSnapshot) -> list[tuple[Family, list[Sample]
     for state in snapshot.exporters:
         for family, samples in _account_samples(state):
             merged.setdefault(family, []).extend(_with_account(state.account, samples))
-    return [(family, merged[family]) for family in EXPORTER_FAMILIES if family in merged]
+    return [(family, merged[family]) for family in ACCOUNT_FAMILIES if family in merged]
 
 
 def running_by_package(jobs: tuple[JobState, ...]) -> Counter[tuple[str | None, int]]:
@@ -399,11 +253,6 @@ def _package_samples(package: PackageState, running: int) -> list[tuple[Family, 
     return families
 
 
-def escape_label_value(value: str) -> str:
-    """Label values in both formats: backslash, newline and double quote escaped, everything else verbatim."""
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
 def utf8(text: str) -> bytes:
     """UTF-8, except that a lone surrogate becomes U+FFFD: JSON may carry one (`"\\ud800"` decodes to it), and
     it must cost the scrape one odd character rather than fail it (prometheus_client's encoders raise)."""
@@ -452,21 +301,20 @@ class _Syntax:
 
     def header(self, family: Family) -> str:
         if self.openmetrics:
-            name = escape_metric_name(family.name, self.escaping)
-            documentation = escape_label_value(family.documentation)  # OpenMetrics escapes quotes in HELP too
+            name = escape_name(family.name, self.escaping)
+            documentation = escape_label_value(family.help)  # OpenMetrics escapes quotes in HELP too
         else:
-            name = escape_metric_name(family.sample_name, self.escaping)
-            documentation = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            name = escape_name(family.sample_name, self.escaping)
+            documentation = escape_text_help(family.help)
         return f"# HELP {name} {documentation}\n# TYPE {name} {family.type}\n"
 
     def spelling(self, family: Family) -> tuple[str, Labels]:
-        """The escaped sample name and label names, as each prometheus_client encoder escapes them (the
-        OpenMetrics one escapes sample names with the label-name rule, hence the private helpers)."""
+        """The escaped sample name and label names, as each prometheus_client encoder escapes them."""
         if self.openmetrics:
-            name = _escape(family.sample_name, self.escaping, _is_legacy_labelname_rune)
+            name = escape_openmetrics_sample_name(family.sample_name, self.escaping)
         else:
-            name = escape_metric_name(family.sample_name, self.escaping)
-        return name, tuple(escape_label_name(label, self.escaping) for label in family.labels)
+            name = escape_name(family.sample_name, self.escaping)
+        return name, tuple(escape_name(label, self.escaping) for label in family.labels)
 
     def line_format(self, family: Family) -> _LineFormat:
         name, labels = self.spelling(family)
@@ -560,7 +408,7 @@ class _Variant:
         self._header_segments = tuple(deflate_segment(header) for header in self._headers)
         self._exporter_formats = {
             family: (syntax.header(family), syntax.line_format(for_accounts(family, labelled)))
-            for family in EXPORTER_FAMILIES
+            for family in OTHER_FAMILIES
         }
         self._build_info = self._families([(BUILD_INFO, [((__version__, PYTHON_VERSION), 1.0)])])
         self.version = -1

@@ -25,7 +25,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector
 
-from exporter import __version__
+from exporter import __version__, metrics
 from exporter import exposition as exposition_module
 from exporter.budget import BudgetSnapshot
 from exporter.cache import CacheSnapshot, JobCache, JobState
@@ -73,48 +73,16 @@ def reference_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
 
 
 def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
-    status = GaugeMetricFamily(
-        "integrateio_job_status",
-        "Current status of the job: 1 for the status it is in, 0 for the others (unknown: not a documented one).",
-        labels=["job_id", "status"],
-    )
-    progress = GaugeMetricFamily(
-        "integrateio_job_progress_ratio", "Progress of the job, 0 to 1.", labels=["job_id"]
-    )
-    runtime = GaugeMetricFamily(
-        "integrateio_job_runtime_seconds", "Runtime of the job as the API reports it.", labels=["job_id"]
-    )
-    records = GaugeMetricFamily(
-        "integrateio_job_output_records",
-        "Records written to each output of the job (records_count).",
-        labels=["job_id", "output_id", "output_name"],
-    )
-    info = GaugeMetricFamily(
-        "integrateio_job_info",
-        "Package of the job; always 1.",
-        labels=["job_id", "package_id", "package_name"],
-    )
-    started = GaugeMetricFamily(
-        "integrateio_job_started_timestamp_seconds", "When the job started, as Unix time.", labels=["job_id"]
-    )
-    last_success = GaugeMetricFamily(
-        "integrateio_job_last_success_timestamp_seconds",
-        "When the exporter last refreshed the job successfully, as Unix time.",
-        labels=["job_id"],
-    )
-    poll_success = GaugeMetricFamily(
-        "integrateio_job_poll_success",
-        "1 if the last refresh of the job succeeded, else 0.",
-        labels=["job_id"],
-    )
-    missing = GaugeMetricFamily(
-        "integrateio_job_missing", "1 while the API answers 404 for the job, else 0.", labels=["job_id"]
-    )
-    errors = CounterMetricFamily(
-        "integrateio_job_poll_errors",
-        "Failed refreshes of the job, by error class.",
-        labels=["job_id", "error"],
-    )
+    status = family_like(metrics.JOB_STATUS)
+    progress = family_like(metrics.JOB_PROGRESS)
+    runtime = family_like(metrics.JOB_RUNTIME)
+    records = family_like(metrics.JOB_OUTPUT_RECORDS)
+    info = family_like(metrics.JOB_INFO)
+    started = family_like(metrics.JOB_STARTED)
+    last_success = family_like(metrics.JOB_LAST_SUCCESS)
+    poll_success = family_like(metrics.JOB_POLL_SUCCESS)
+    missing = family_like(metrics.JOB_MISSING)
+    errors = family_like(metrics.JOB_POLL_ERRORS)
     for state in states:
         job_id = str(state.job_id)
         missing.add_metric([job_id], 1.0 if state.missing else 0.0)
@@ -156,126 +124,46 @@ def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
 
 def _reference_exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
     state = snapshot.exporter
-    requests = CounterMetricFamily(
-        "integrateio_api_requests",
-        "API requests sent, by endpoint and outcome.",
-        labels=["endpoint", "outcome"],
-    )
+    requests = family_like(metrics.API_REQUESTS)
     for (endpoint, outcome), count in sorted(state.requests.items()):
         requests.add_metric([endpoint, outcome], float(count))
     yield requests
     if state.api_up is not None:
-        yield _gauge(
-            "integrateio_api_up", "1 if the last API request was answered and authenticated.", state.api_up
-        )
+        yield single(metrics.API_UP, state.api_up)
     budget = state.budget
     if budget is not None:
-        yield _gauge(
-            "integrateio_api_backoff_seconds",
-            "Seconds left in a pause after a 429 or a refused key.",
-            budget.backoff_seconds,
-        )
+        yield single(metrics.API_BACKOFF, budget.backoff_seconds)
         if budget.api_limit is not None:
-            yield _gauge(
-                "integrateio_api_rate_limit_credits",
-                "The key's credit limit as the API reports it.",
-                budget.api_limit,
-            )
+            yield single(metrics.API_LIMIT, budget.api_limit)
         if budget.api_remaining is not None:
-            yield _gauge(
-                "integrateio_api_rate_limit_remaining_credits",
-                "Credits left to the key as the API reports them, all clients of the key included.",
-                budget.api_remaining,
-            )
-        yield _gauge(
-            "integrateio_budget_limit_credits", "Credits the exporter allows itself per window.", budget.limit
-        )
-        yield _gauge(
-            "integrateio_budget_spent_credits",
-            "Credits the exporter spent in the current window.",
-            budget.spent,
-        )
-        yield _gauge(
-            "integrateio_budget_remaining_credits",
-            "Credits the exporter may still spend in the window.",
-            budget.remaining,
-        )
-        yield _gauge(
-            "integrateio_budget_window_seconds",
-            "The sliding window of the credit budget.",
-            budget.window_seconds,
-        )
-    yield _gauge(
-        "integrateio_refresh_interval_seconds",
-        "Effective refresh interval of a job that is not final (stretched when the budget requires).",
-        state.interval_seconds,
-    )
-    yield _gauge(
-        "integrateio_refresh_interval_target_seconds",
-        "The configured polling.interval_seconds.",
-        state.target_interval_seconds,
-    )
-    yield _gauge("integrateio_watched_jobs", "Jobs the exporter watches.", len(snapshot.jobs))
+            yield single(metrics.API_REMAINING, budget.api_remaining)
+        yield single(metrics.BUDGET_LIMIT, budget.limit)
+        yield single(metrics.BUDGET_SPENT, budget.spent)
+        yield single(metrics.BUDGET_REMAINING, budget.remaining)
+        yield single(metrics.BUDGET_WINDOW, budget.window_seconds)
+    yield single(metrics.REFRESH_INTERVAL, state.interval_seconds)
+    yield single(metrics.REFRESH_TARGET, state.target_interval_seconds)
+    yield single(metrics.WATCHED_JOBS, len(snapshot.jobs))
     if state.last_full_refresh is not None:
-        yield _gauge(
-            "integrateio_last_full_refresh_timestamp_seconds",
-            "When every watched job was last refreshed, as Unix time.",
-            state.last_full_refresh,
-        )
-    yield _gauge(
-        "integrateio_config_last_reload_success",
-        "1 if the last configuration load succeeded.",
-        state.config_reload_ok,
-    )
+        yield single(metrics.LAST_FULL_REFRESH, state.last_full_refresh)
+    yield single(metrics.CONFIG_RELOAD, state.config_reload_ok)
     if state.config_reload_time is not None:
-        yield _gauge(
-            "integrateio_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, as Unix time.",
-            state.config_reload_time,
-        )
+        yield single(metrics.CONFIG_RELOAD_TIME, state.config_reload_time)
     if state.discovered_jobs is not None:
-        yield _gauge(
-            "integrateio_discovered_jobs",
-            "Jobs watched because discovery found them, on top of the configured ones.",
-            state.discovered_jobs,
-        )
-        yield CounterMetricFamily(
-            "integrateio_discovery_dropped_jobs",
-            "Runs discovery did not watch, or stopped watching early, because discover.max_jobs was reached.",
-            value=state.discovery_dropped,
-        )
+        yield single(metrics.DISCOVERED_JOBS, state.discovered_jobs)
+        yield single(metrics.DISCOVERY_DROPPED, state.discovery_dropped)
     yield from _reference_package_families(snapshot)
-    info = GaugeMetricFamily(
-        "integrateio_exporter_build_info",
-        "Version of the exporter; always 1.",
-        labels=["version", "python_version"],
-    )
+    info = family_like(metrics.BUILD_INFO)
     info.add_metric([__version__, platform.python_version()], 1.0)
     yield info
 
 
 def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
-    last_status = GaugeMetricFamily(
-        "integrateio_package_last_job_status",
-        "Status of the package's last finished job: 1 for it, 0 for the other statuses.",
-        labels=["package_id", "status"],
-    )
-    success = GaugeMetricFamily(
-        "integrateio_package_last_success_timestamp_seconds",
-        "When the package's last completed job finished, as Unix time.",
-        labels=["package_id"],
-    )
-    failure = GaugeMetricFamily(
-        "integrateio_package_last_failure_timestamp_seconds",
-        "When the package's last failed job finished, as Unix time.",
-        labels=["package_id"],
-    )
-    running = GaugeMetricFamily(
-        "integrateio_package_running_jobs", "Watched jobs of the package now running.", labels=["package_id"]
-    )
-    info = GaugeMetricFamily(
-        "integrateio_package_info", "Name of the package; always 1.", labels=["package_id", "package_name"]
-    )
+    last_status = family_like(metrics.PACKAGE_LAST_STATUS)
+    success = family_like(metrics.PACKAGE_LAST_SUCCESS)
+    failure = family_like(metrics.PACKAGE_LAST_FAILURE)
+    running = family_like(metrics.PACKAGE_RUNNING)
+    info = family_like(metrics.PACKAGE_INFO)
     for package in snapshot.packages:
         package_id = str(package.package_id)
         if package.last_finished is not None:
@@ -301,8 +189,18 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
             yield family
 
 
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=float(value))
+def family_like(family: metrics.Family) -> GaugeMetricFamily | CounterMetricFamily:
+    """An empty prometheus_client family with the catalogue's name, HELP and labels: the oracle checks how the
+    exporter renders the contract; `tests/test_metrics.py` checks the contract itself."""
+    kind = CounterMetricFamily if family.kind is metrics.Kind.COUNTER else GaugeMetricFamily
+    return kind(family.name, family.help, labels=list(family.labels))
+
+
+def single(family: metrics.Family, value: float) -> Metric:
+    """A family of one sample without labels."""
+    reference = family_like(family)
+    reference.add_metric([], float(value))
+    return reference
 
 
 class Reference(Collector):
@@ -710,7 +608,9 @@ def test_help_text_and_label_order_of_any_family_as_prometheus_client_writes_the
     """Our HELP texts are tame, so a family with a hostile one (and labels declared out of order) checks the
     escaping of HELP in both formats."""
     documentation = 'a "quoted" back\\slash, \\n literal and\na newline'
-    family = exposition_module.Family("integrateio_test", documentation, ("zeta", "alpha"), counter=True)
+    family = metrics.Family(
+        "integrateio_test", metrics.Kind.COUNTER, metrics.Scope.ACCOUNT, documentation, ("zeta", "alpha")
+    )
     reference = CounterMetricFamily("integrateio_test", documentation, labels=["zeta", "alpha"])
     reference.add_metric(["z\n", 'a"'], 3.0)
 
