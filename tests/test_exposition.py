@@ -10,17 +10,18 @@ from __future__ import annotations
 import gzip
 import platform
 import random
+import re
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client import exposition as client_exposition
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics import exposition as client_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector
@@ -31,6 +32,32 @@ from exporter.budget import BudgetSnapshot
 from exporter.cache import CacheSnapshot, JobCache, JobState
 from exporter.exposition import MAX_VARIANTS, Exposition, Rendered
 from exporter.model import JobStatus, parse_job
+
+_THREE_DIGIT_EXPONENT = re.compile(rb"(?<=[0-9])e\+0([0-9]{2})\n")
+
+
+def _as_go_writes(body: bytes) -> bytes:
+    """The oracle's bytes with exponents as Go (and the newest prometheus_client) writes them.
+
+    prometheus_client 0.20, our declared minimum, writes 1e10 as `1e+010`; later releases and Go write `1e+10`,
+    and so do we. Only a sample value (it ends the line) is rewritten, never a label value.
+    """
+    return _THREE_DIGIT_EXPONENT.sub(rb"e+\1\n", body)
+
+
+def generate_latest(reference: Collector) -> bytes:
+    return _as_go_writes(client_exposition.generate_latest(reference))  # type: ignore[no-untyped-call]
+
+
+def generate_openmetrics(reference: Collector) -> bytes:
+    return _as_go_writes(client_openmetrics.generate_latest(reference))  # type: ignore[no-untyped-call]
+
+
+def choose_encoder(accept: str) -> tuple[Callable[[Collector], bytes], str]:
+    """prometheus_client's choice of format for an Accept header, its encoder's output as Go writes numbers."""
+    encoder, content_type = client_exposition.choose_encoder(accept)
+    return (lambda reference: _as_go_writes(encoder(reference))), content_type
+
 
 HOSTILE = [
     'quote " and backslash \\ and \\" both',
@@ -540,11 +567,15 @@ def test_made_up_versions_in_accept_headers_keep_a_bounded_number_of_bodies() ->
     cache = many_jobs_cache(20)
     exposition = Exposition(cache)
     reference = Reference(cache.snapshot())
+    content_types = set()
     for minor in range(3 * MAX_VARIANTS):
         accept = f"application/openmetrics-text; version=1.{minor}.0"
         encoder, content_type = choose_encoder(accept)
         assert exposition.render(accept) == Rendered(content_type, encoder(reference))
-    assert len(exposition._variants) == MAX_VARIANTS
+        content_types.add(content_type)
+    # Recent prometheus_client echoes the version asked for (one body each, so the cache must stay bounded);
+    # 0.20, our declared minimum, gives every version the same content type.
+    assert len(exposition._variants) == min(MAX_VARIANTS, len(content_types))
 
 
 # --- concurrency ------------------------------------------------------------------------------------------
