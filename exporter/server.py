@@ -110,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, *, send_body: bool) -> None:
         site = self.server.site
-        if not site.web.authorize(self.headers.get("Authorization")):
+        path = self.path.split("?", 1)[0]
+        if not site.web.authorize(self.headers.get("Authorization"), path):
             self._reply(
                 HTTPStatus.UNAUTHORIZED,
                 b"Unauthorized\n",
@@ -119,7 +120,6 @@ class _Handler(BaseHTTPRequestHandler):
                 extra={"WWW-Authenticate": 'Basic realm="integrateio-exporter", charset="UTF-8"'},
             )
             return
-        path = self.path.split("?", 1)[0]
         if path == "/metrics":
             gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
             rendered = site.exposition.render(self.headers.get("Accept"), gzip_ok=gzip_ok)

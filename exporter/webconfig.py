@@ -14,11 +14,17 @@ means one way to secure every exporter on a host::
       headers: {X-Frame-Options: deny}
     basic_auth_users:
       alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze
+    basic_auth_excluded_paths: [/healthz, /readyz]   # this exporter's own key, see below
 
 Where Python's `ssl` module cannot do what the Go toolkit does, the file is refused with a reason rather than
 silently served with weaker protection than the operator asked for: `RequireAnyClientCert` (Python cannot
 require a certificate without verifying it), `client_allowed_sans`, inline PEM (`cert`, `key`, `client_ca`) and
 `rate_limit`. `curve_preferences` is validated and ignored with a warning, since it only tunes performance.
+
+`basic_auth_excluded_paths` is this exporter's addition to the format: the paths served without basic auth, so
+that a kubelet can probe health without a credential written into the Pod spec. Only `/healthz` and `/readyz`
+may be listed (they answer "ok" or "not ok" and nothing else); any other path is refused, so a typo can never
+open `/metrics` or the status page.
 
 Everything is checked once, at load time, so a bad file stops the exporter at startup instead of failing the
 first scrape. No error message ever carries a password or a hash.
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 FILE_KEY = "--web.config.file"
 """The key named by errors about the file as a whole: the flag is what the operator typed."""
 
-_TOP_LEVEL_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users")
+_TOP_LEVEL_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users", "basic_auth_excluded_paths")
+_EXCLUDABLE_PATHS = ("/healthz", "/readyz")
 _TLS_KEYS = (
     "cert_file",
     "key_file",
@@ -200,6 +207,7 @@ class WebConfig:
     tls: TLSSettings | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     users: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    excluded_paths: frozenset[str] = frozenset()
     _cache: _CredentialCache = field(default_factory=_CredentialCache, init=False, repr=False, compare=False)
 
     @property
@@ -220,14 +228,15 @@ class WebConfig:
         """
         return None if self.tls is None else _build_ssl_context(self.tls)
 
-    def authorize(self, authorization_header: str | None) -> bool:
-        """Whether a request with this `Authorization` header may be served.
+    def authorize(self, authorization_header: str | None, path: str = "") -> bool:
+        """Whether a request for `path` with this `Authorization` header may be served.
 
-        True when no users are configured. Otherwise the header must be `Basic base64(user:password)` for a
+        True when no users are configured, or for a path of `basic_auth_excluded_paths` (matched exactly, on
+        the path the server routes by, so it can only ever reach a health endpoint). Otherwise the header must be `Basic base64(user:password)` for a
         configured user whose bcrypt hash matches. An unknown user is checked against a real hash anyway, so the
         response time does not tell which user names exist.
         """
-        if not self.users:
+        if not self.users or path in self.excluded_paths:
             return True
         credentials = _parse_basic_auth(authorization_header)
         if credentials is None:
@@ -292,6 +301,7 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
         tls=_parse_tls(document.get("tls_server_config"), config_path.parent),
         headers=MappingProxyType(_parse_http(document.get("http_server_config"))),
         users=MappingProxyType(_parse_users(document.get("basic_auth_users"))),
+        excluded_paths=_parse_excluded_paths(document.get("basic_auth_excluded_paths")),
     )
     config.ssl_context()  # load the certificates now, so that a bad one stops startup, not the first scrape
     return config
@@ -512,6 +522,13 @@ def _parse_users(value: object) -> dict[str, bytes]:
     """User name to bcrypt hash. Malformed hashes fail here rather than at the first scrape."""
     section = _mapping(value, "basic_auth_users", allow_none=True)
     return {_user_name(name): _bcrypt_hash(name, hashed) for name, hashed in section.items()}
+
+
+def _parse_excluded_paths(value: object) -> frozenset[str]:
+    """The health paths served without basic auth; nothing else may be listed."""
+    key = "basic_auth_excluded_paths"
+    items = [] if value is None else _list(value, key)
+    return frozenset(_choice(path, f"{key}[{index}]", _EXCLUDABLE_PATHS) for index, path in enumerate(items))
 
 
 def _user_name(name: object) -> str:

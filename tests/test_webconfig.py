@@ -451,7 +451,8 @@ BAD_CONFIGS = [
     pytest.param("- a list\n", "--web.config.file: must be a mapping, got a list", id="not-a-mapping"),
     pytest.param(
         "basic_auth_users: {}\nbasic_auth_userz: {}\n",
-        "basic_auth_userz: unknown key (expected one of tls_server_config, http_server_config, basic_auth_users)",
+        "basic_auth_userz: unknown key (expected one of tls_server_config, http_server_config, basic_auth_users, "
+        "basic_auth_excluded_paths)",
         id="unknown-top-level-key",
     ),
     pytest.param(
