@@ -35,6 +35,11 @@ FULLNAME = "prod-integrateio-exporter"
 KUBE_VERSIONS = ("1.25", kubernetes_validate.latest_version())
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
+REQUIRED: dict[str, Any] = {
+    "config": {"api": {"account_id": "acme"}},
+    "apiKey": {"existingSecret": "integrateio"},
+}
+"""The defaults plus what the chart refuses to render without: an account and a key."""
 MINIMAL: dict[str, Any] = {
     "config": {"api": {"account_id": "acme"}, "jobs": [157, 158]},
     "apiKey": {"value": "k-123"},
@@ -53,7 +58,6 @@ FULL: dict[str, Any] = {
         "tls": {"enabled": True, "existingSecret": "exporter-tls", "extraConfig": {"min_version": "TLS13"}},
         "basicAuthUsers": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"},
     },
-    "probes": {"httpHeaders": [{"name": "Authorization", "value": "Basic cHJvbWV0aGV1czpzZWNyZXQ="}]},
     "extraArgs": ["--log.level=debug"],
     "extraEnv": [{"name": "TZ", "value": "UTC"}],
     "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
@@ -91,6 +95,10 @@ FULL: dict[str, Any] = {
     "prometheusRule": {"enabled": True, "additionalLabels": KUBE_PROMETHEUS_STACK},
     "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Integrate.io"}},
 }
+STABLE_INSTANCE = [
+    {"targetLabel": "instance", "replacement": FULLNAME},
+    {"action": "labeldrop", "regex": "endpoint"},
+]
 HEADLESS = f"{FULLNAME}-headless"
 SHARDED: dict[str, Any] = {
     **MINIMAL,
@@ -112,7 +120,7 @@ MULTI_ACCOUNT: dict[str, Any] = {
     "extraSecretEnv": [{"name": "ACME_API_KEY", "secretName": "integrateio-acme", "key": "api-key"}],
 }
 VALUE_SETS: dict[str, dict[str, Any]] = {
-    "defaults": {},
+    "defaults": REQUIRED,
     "minimal": MINIMAL,
     "full": FULL,
     "key-as-env": {**MINIMAL, "apiKey": {"value": "k-123", "mountAs": "env"}},
@@ -184,8 +192,7 @@ def test_helm_lint_is_clean(name: str) -> None:
     report = helm.lint(CHART, copy.deepcopy(VALUE_SETS[name]), strict=True, namespace=NAMESPACE)
     assert report["errors"] == []
     assert [message for message in report["messages"] if message["severity"] >= 2] == []
-    # the only finding is Helm's information that an icon is recommended (the project has no logo URL)
-    assert [message["error"] for message in report["messages"]] == ["icon is recommended"]
+    assert [message["error"] for message in report["messages"]] == []
 
 
 def test_helm_lint_reports_bad_values() -> None:
@@ -467,19 +474,22 @@ def test_web_config_with_tls_and_basic_auth(chart: helm.Chart) -> None:
             "min_version": "TLS13",
         },
         "basic_auth_users": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"},
+        "basic_auth_excluded_paths": ["/healthz", "/readyz"],
     }
     pod = pod_spec(manifests)
     tls = next(v for v in pod["volumes"] if v["name"] == "tls")
     assert tls["secret"]["secretName"] == "exporter-tls"
     for probe in ("livenessProbe", "readinessProbe"):
         assert exporter[probe]["httpGet"]["scheme"] == "HTTPS"
-        assert exporter[probe]["httpGet"]["httpHeaders"] == FULL["probes"]["httpHeaders"]
+        assert (
+            "httpHeaders" not in exporter[probe]["httpGet"]
+        )  # the health paths are excluded from basic auth
 
 
 def test_basic_auth_without_tls_keeps_http(chart: helm.Chart) -> None:
     manifests = render(chart, VALUE_SETS["basic-auth-only"])
     web = yaml.safe_load(only(manifests, "Secret", f"{FULLNAME}-web-config")["stringData"]["web-config.yml"])
-    assert web == {"basic_auth_users": {"p": "$2y$x"}}
+    assert web == {"basic_auth_users": {"p": "$2y$x"}, "basic_auth_excluded_paths": ["/healthz", "/readyz"]}
     assert container(manifests)["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
     assert "tls" not in [v["name"] for v in pod_spec(manifests)["volumes"]]
 
@@ -488,7 +498,7 @@ def test_basic_auth_without_tls_keeps_http(chart: helm.Chart) -> None:
 
 
 def test_optional_parts_are_off_by_default(chart: helm.Chart) -> None:
-    manifests = render(chart, {})
+    manifests = render(chart, REQUIRED)
     kinds = {m["kind"] for m in manifests}
     assert not kinds & CRD_KINDS
     assert [m["metadata"]["name"] for m in manifests if m["kind"] == "ConfigMap"] == [FULLNAME]
@@ -513,11 +523,12 @@ def test_service_monitor(chart: helm.Chart) -> None:
             "scheme": "https",
             "tlsConfig": sm["tlsConfig"],
             "basicAuth": sm["basicAuth"],
-            "relabelings": sm["relabelings"],
+            "relabelings": STABLE_INSTANCE + sm["relabelings"],
             "metricRelabelings": sm["metricRelabelings"],
         }
     ]
     plain = only(render(chart, with_changes(MINIMAL, serviceMonitor={"enabled": True})), "ServiceMonitor")
+    # (the chart's own relabelings are tested in tests/test_chart_guards.py)
     assert plain["spec"]["endpoints"] == [
         {
             "port": "http-metrics",
@@ -525,6 +536,7 @@ def test_service_monitor(chart: helm.Chart) -> None:
             "interval": "60s",
             "scrapeTimeout": "10s",
             "scheme": "http",
+            "relabelings": STABLE_INSTANCE,
         }
     ]
     assert "release" not in plain["metadata"]["labels"]
@@ -647,10 +659,8 @@ def test_without_sharding_there_is_no_statefulset(chart: helm.Chart) -> None:
     ],
 )
 def test_pod_disruption_budget(chart: helm.Chart, budget: dict[str, Any], expected: dict[str, Any]) -> None:
-    for values in (
-        with_changes(SHARDED, podDisruptionBudget=budget),
-        with_changes(MINIMAL, podDisruptionBudget=budget),
-    ):
+    one_pod = () if "minAvailable" in budget else (with_changes(MINIMAL, podDisruptionBudget=budget),)
+    for values in (with_changes(SHARDED, podDisruptionBudget=budget), *one_pod):
         manifests = render(chart, values)
         pdb = only(manifests, "PodDisruptionBudget", FULLNAME)
         assert pdb["apiVersion"] == "policy/v1"
@@ -815,9 +825,7 @@ def test_package_alert_threshold_is_a_value(chart: helm.Chart) -> None:
 
 
 def test_notes_warn_about_what_is_missing(chart: helm.Chart) -> None:
-    defaults = render_raw(chart, {})["integrateio-exporter/templates/NOTES.txt"]
-    assert "WARNING: config.api.account_id is empty" in defaults
-    assert "WARNING: no API key" in defaults
+    defaults = render_raw(chart, REQUIRED)["integrateio-exporter/templates/NOTES.txt"]
     assert "config.jobs is empty" in defaults
     full = render_raw(chart, FULL)["integrateio-exporter/templates/NOTES.txt"]
     assert "WARNING" not in full

@@ -37,12 +37,12 @@ import pytest
 import yaml
 
 from tests.support import missing_requirement
-from tests.test_helm import CHART, FULL, NAMESPACE, RELEASE
+from tests.test_helm import CHART, FULL, NAMESPACE, RELEASE, REQUIRED
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 SKIP_FILE = ROOT / ".checkov.yaml"
-SCANNED_VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}, "full": FULL}
+SCANNED_VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": REQUIRED, "full": FULL}
 CHECKOV_TIMEOUT_SECONDS = 300
 CHECK_ID = re.compile(r"^CKV2?_[A-Z0-9]+_\d+$")
 SKIP_ENTRY = re.compile(r"^\s*-\s*(\S+)\s*(?:#\s*(.*))?$")

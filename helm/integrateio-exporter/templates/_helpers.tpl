@@ -84,6 +84,18 @@ ServiceMonitor, which selects component "exporter", from scraping every pod twic
 {{- if .Values.webConfig.tls.enabled }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
 
+{{/* How many exporter pods run: the StatefulSet's (sharding) or the Deployment's. */}}
+{{- define "integrateio-exporter.replicas" -}}
+{{- if .Values.sharding.enabled }}{{ .Values.sharding.replicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* "true" when the Deployment mounts a ReadWriteOnce volume (persistence), which two pods cannot share. */}}
+{{- define "integrateio-exporter.readWriteOnce" -}}
+{{- if and .Values.persistence.enabled (not .Values.sharding.enabled) }}
+{{- range .Values.persistence.accessModes }}{{ if has . (list "ReadWriteOnce" "ReadWriteOncePod") }}true{{ end }}{{ end }}
+{{- end }}
+{{- end }}
+
 {{/* "true" when config.accounts lists several accounts (the exporter's multi-account form), else empty. */}}
 {{- define "integrateio-exporter.multiAccount" -}}
 {{- if .Values.config.accounts }}true{{ end }}
@@ -99,6 +111,9 @@ chose api_key_file or api_key_env).
 config.accounts: the file is `accounts:` alone (the exporter allows nothing beside it). The top-level api
 (but account_id), polling and rate_limit, which values.yaml always fills, become each account's defaults; an
 account's own keys win. An account with neither api_key_file nor api_key_env uses the chart's key (apiKey).
+
+persistence.enabled: state_file points into the mounted volume (state.json; with accounts, state-<name>.json
+each), unless the user set one.
 */}}
 {{- define "integrateio-exporter.configFile" -}}
 {{- $config := deepCopy .Values.config }}
@@ -107,6 +122,10 @@ account's own keys win. An account with neither api_key_file nor api_key_env use
 {{- $keyFile = printf "%s/%s" (include "integrateio-exporter.apiKeyDir" .) .Values.apiKey.secretKey }}
 {{- end }}
 {{- $api := default (dict) $config.api }}
+{{- $stateDir := "" }}
+{{- if .Values.persistence.enabled }}
+{{- $stateDir = .Values.persistence.mountPath }}
+{{- end }}
 {{- if $config.accounts }}
 {{- if or $api.account_id $config.jobs $config.discover $config.state_file }}
 {{- fail "config.accounts replaces config.api.account_id, config.jobs, config.discover and config.state_file: move them into each account" }}
@@ -119,6 +138,10 @@ account's own keys win. An account with neither api_key_file nor api_key_env use
 {{- $_ := set $entryApi "api_key_file" $keyFile }}
 {{- end }}
 {{- $_ := set $entry "api" $entryApi }}
+{{- if and $stateDir (not $entry.state_file) }}
+{{- $label := $entry.name | default $entryApi.account_id | toString | regexReplaceAll "[^A-Za-z0-9_.-]" "_" }}
+{{- $_ := set $entry "state_file" (printf "%s/state-%s.json" $stateDir $label) }}
+{{- end }}
 {{- range $section := list "polling" "rate_limit" }}
 {{- $merged := merge (default (dict) (get $entry $section)) (default (dict) (get $config $section)) }}
 {{- if $merged }}
@@ -132,6 +155,21 @@ account's own keys win. An account with neither api_key_file nor api_key_env use
 {{- if and $keyFile $config.api (not (hasKey $api "api_key_file")) (not (hasKey $api "api_key_env")) }}
 {{- $_ := set $config.api "api_key_file" $keyFile }}
 {{- end }}
+{{- if and $stateDir (not $config.state_file) }}
+{{- $_ := set $config "state_file" (printf "%s/state.json" $stateDir) }}
+{{- end }}
 {{- toPrettyJson $config }}
 {{- end }}
+{{- end }}
+
+{{/* The spec of the state volume's claim: the Deployment's PersistentVolumeClaim or the StatefulSet's template. */}}
+{{- define "integrateio-exporter.claimSpec" -}}
+accessModes:
+  {{- toYaml .Values.persistence.accessModes | nindent 2 }}
+{{- with .Values.persistence.storageClassName }}
+storageClassName: {{ . | quote }}
+{{- end }}
+resources:
+  requests:
+    storage: {{ .Values.persistence.size }}
 {{- end }}

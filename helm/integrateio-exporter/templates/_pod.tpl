@@ -72,26 +72,18 @@ spec:
         - name: http-metrics
           containerPort: 9863
           protocol: TCP
-      livenessProbe:
-        httpGet:
-          path: /healthz
-          port: http-metrics
-          scheme: {{ include "integrateio-exporter.scheme" . }}
-          {{- with .Values.probes.httpHeaders }}
-          httpHeaders:
-            {{- toYaml . | nindent 12 }}
-          {{- end }}
-        {{- toYaml .Values.probes.liveness | nindent 8 }}
-      readinessProbe:
-        httpGet:
-          path: /readyz
-          port: http-metrics
-          scheme: {{ include "integrateio-exporter.scheme" . }}
-          {{- with .Values.probes.httpHeaders }}
-          httpHeaders:
-            {{- toYaml . | nindent 12 }}
-          {{- end }}
-        {{- toYaml .Values.probes.readiness | nindent 8 }}
+      {{- /* the probes of values.yaml, verbatim; an httpGet without a scheme gets the server's (HTTPS with TLS) */}}
+      {{- range $name := list "liveness" "readiness" }}
+      {{- $probe := deepCopy (get $.Values.probes $name) }}
+      {{- range $handler := list "httpGet" "tcpSocket" "exec" "grpc" }}
+      {{- if not (get $probe $handler) }}{{ $_ := unset $probe $handler }}{{ end }}
+      {{- end }}
+      {{- if and $probe.httpGet (not $probe.httpGet.scheme) }}
+      {{- $_ := set $probe.httpGet "scheme" (include "integrateio-exporter.scheme" $) }}
+      {{- end }}
+      {{ $name }}Probe:
+        {{- toYaml $probe | nindent 8 }}
+      {{- end }}
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
       securityContext:
@@ -106,6 +98,11 @@ spec:
         - name: api-key
           mountPath: {{ include "integrateio-exporter.apiKeyDir" . }}
           readOnly: true
+        {{- end }}
+        {{- if .Values.persistence.enabled }}
+        # the state file (config.state_file), the one writable path besides /tmp
+        - name: state
+          mountPath: {{ .Values.persistence.mountPath }}
         {{- end }}
         {{- if $web }}
         - name: web-config
@@ -135,6 +132,11 @@ spec:
         items:
           - key: {{ .Values.apiKey.secretKey }}
             path: {{ .Values.apiKey.secretKey }}
+    {{- end }}
+    {{- if and .Values.persistence.enabled (not .Values.sharding.enabled) }}
+    - name: state
+      persistentVolumeClaim:
+        claimName: {{ .Values.persistence.existingClaim | default (printf "%s-state" (include "integrateio-exporter.fullname" .)) }}
     {{- end }}
     {{- if $web }}
     - name: web-config
