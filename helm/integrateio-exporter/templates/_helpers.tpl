@@ -139,7 +139,7 @@ each), unless the user set one.
 {{- end }}
 {{- $_ := set $entry "api" $entryApi }}
 {{- if and $stateDir (not $entry.state_file) }}
-{{- $label := $entry.name | default $entryApi.account_id | toString | regexReplaceAll "[^A-Za-z0-9_.-]" "_" }}
+{{- $label := regexReplaceAll "[^A-Za-z0-9_.-]" (toString ($entry.name | default $entryApi.account_id)) "_" }}
 {{- $_ := set $entry "state_file" (printf "%s/state-%s.json" $stateDir $label) }}
 {{- end }}
 {{- range $section := list "polling" "rate_limit" }}
