@@ -12,6 +12,7 @@ which a real Prometheus applies to a real exporter: `instance` stays put across 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,7 @@ def test_what_would_block_a_drain_or_share_a_state_file_is_refused(
 
 
 def test_probes_are_rendered_verbatim(chart: helm.Chart) -> None:
-    probes = {
+    probes: dict[str, Any] = {
         "liveness": {
             "httpGet": {"path": "/healthz", "port": 9863, "scheme": "HTTP"},
             "initialDelaySeconds": 3,
@@ -463,7 +464,7 @@ def test_prometheus_keeps_the_exporter_labels_and_a_stable_instance(
             found = [item["metric"] for item in answer.get("data", {}).get("result", [])]
             return found or None
 
-        labels = {job: wait_until(lambda job=job: series(job), 30, f"{job}'s series") for job in jobs}
+        labels = {job: wait_until(functools.partial(series, job), 30, f"{job}'s series") for job in jobs}
     finally:
         simulator.stop()
     # the clash: the operator's endpoint="http-metrics" wins, the exporter's own label is renamed
