@@ -305,9 +305,9 @@ def test_a_list_page_from_a_lagging_copy_does_not_undo_a_get_of_the_same_cycle(
 NOW = 1_800_000_000.0
 
 
-def job(status: str = "running", updated_at: float | None = NOW - 100, **fields: float | None) -> Job:
-    parsed = JobStatus(status)
-    return Job(id=1, status=parsed, raw_status=status, updated_at=updated_at, **fields)  # type: ignore[arg-type]
+def job(status: str = "running", updated_at: float | None = NOW - 100, **dates: float | None) -> Job:
+    """Job 1 in `status`, with `updated_at` and any of `created_at`, `started_at`, `finished_at`."""
+    return replace(Job(id=1, status=JobStatus(status), raw_status=status, updated_at=updated_at), **dates)
 
 
 def answer(
