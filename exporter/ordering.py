@@ -6,11 +6,12 @@ that failed stayed `running` on /metrics. Here the order is the exporter's own:
 
 - an answer from a later refresh cycle is newer, because its request was sent later;
 - within one cycle, the answer that arrived later is newer: requests about one job are never in flight together
-  (list pages are read one after the other, a job gets at most one GET a cycle, and every reader stores a page as
-  soon as it has it), so arrival order is the order the requests were sent in;
+  (list pages are read one after the other, a job gets at most one GET a cycle, and each task stores what it read
+  before the next one asks anything), so arrival order is the order the requests were sent in;
 - `updated_at` is only a hint, and only within one cycle: when both answers' `updated_at` are believable (not
   beyond `FUTURE_TOLERANCE_SECONDS` ahead of when we had them) and the later-read answer says it is the older
-  picture, as a list page served from a lagging copy would, the earlier one is kept — until the next cycle.
+  picture, as a list page served from a lagging copy would, the earlier one is kept. Only until the next cycle:
+  a date believed from a clock that is later set back can then hold back a change for one cycle, never longer.
 
 Above all that stand two facts about jobs: a job never leaves a final status (a later non-final answer is a stale
 copy), and a change to a final status is never discarded, whatever any clock says.
