@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
+import requests
 
 from exporter.app import App
 from exporter.budget import CreditBudget
@@ -34,7 +35,8 @@ from exporter.ordering import (
 from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.simulator import SimJob, SimOutput, Simulator
-from tests.support import Samples, add_two_jobs, make_config, scrape, wait_until
+from exporter.simulator.timestamps import format_timestamp, parse_timestamp
+from tests.support import API_KEY, Samples, add_two_jobs, make_config, scrape, wait_until
 
 Start = Callable[..., App]
 
@@ -298,6 +300,68 @@ def test_a_list_page_from_a_lagging_copy_does_not_undo_a_get_of_the_same_cycle(
     poll.list_page("stopping")
     assert poll.status() is JobStatus.STOPPING
     assert poll.errors() == {}
+
+
+# --- the simulator's wrong clocks -----------------------------------------------------------------------
+
+
+def api_get(sim: Simulator, path: str) -> requests.Response:
+    return requests.get(
+        f"{sim.base_url}/acme/api/{path}",
+        headers={"Accept": "application/vnd.xplenty+json; version=2"},
+        auth=(API_KEY, ""),
+        timeout=5,
+    )
+
+
+def test_the_clock_fault_moves_every_date_and_nothing_else(sim: Simulator) -> None:
+    sim.add_job(SimJob(id=1, status="failed", runtime_in_seconds=60, outputs=[SimOutput(id=9)]))
+    healthy = sim.job_payload(1)
+    sim.set_fault("clock", offset_seconds=-TEN_MINUTES)
+    moved = api_get(sim, "jobs/1").json()
+    listed = api_get(sim, "jobs?status=failed").json()
+    missing = api_get(sim, "jobs/2")
+
+    def shifted(stamp: str) -> str:
+        return format_timestamp(parse_timestamp(stamp) - TEN_MINUTES)
+
+    dates = ("created_at", "started_at", "updated_at", "failed_at")
+    assert {name: moved[name] for name in dates} == {name: shifted(healthy[name]) for name in dates}
+    assert moved["completed_at"] is None
+    assert moved["outputs"][0]["updated_at"] == shifted(healthy["outputs"][0]["updated_at"])
+    assert {**moved, **{name: None for name in dates}, "outputs": None} == {
+        **healthy,
+        **{name: None for name in dates},
+        "outputs": None,
+    }
+    assert listed == [moved]
+    assert (missing.status_code, missing.json()) == (404, {"message": "Item not found."})
+
+
+def test_the_updated_at_fault_redates_one_job_on_a_list_page(sim: Simulator) -> None:
+    sim.add_job(SimJob(id=1, status="running"))
+    sim.add_job(SimJob(id=2, status="running"))
+    healthy = sim.job_payload(2)["updated_at"]
+    sim.set_fault("updated_at", endpoint="list_jobs", value=FAR_FUTURE, only_job=1)
+    listed = {job["id"]: job["updated_at"] for job in api_get(sim, "jobs?status=running").json()}
+    assert listed == {1: FAR_FUTURE, 2: healthy}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "error"),
+    [
+        ("clock", {}, "needs parameter 'offset_seconds'"),
+        ("clock", {"offset_seconds": 0}, "non-zero whole number of seconds"),
+        ("clock", {"offset_seconds": 1.5}, "non-zero whole number of seconds"),
+        ("updated_at", {"value": ""}, "non-empty string"),
+        ("updated_at", {"value": FAR_FUTURE, "only_job": 0}, "positive integer"),
+    ],
+)
+def test_a_misspelt_clock_fault_fails_when_set(
+    sim: Simulator, kind: str, params: dict[str, object], error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        sim.set_fault(kind, **params)
 
 
 # --- the ordering decision, pure ---------------------------------------------------------------------------
