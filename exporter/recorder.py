@@ -1,7 +1,7 @@
 """Answers into the cache: the newer one kept, fresh values stored, gaps filled from the last good ones, changes logged.
 
 Every task hands the jobs it read here, whichever call brought them (a status list, a package's runs, a single
-GET), as soon as it has them. Which answer is newer is decided by `exporter.ordering` from the cycle and the
+GET), before the next task asks anything. Which answer is newer is decided by `exporter.ordering` from the cycle and the
 order they arrived in, not by the API's clock. A garbled number keeps its previous value and the refresh counts
 as failed with `invalid_field`; a status outside the documented list shows as `unknown` and counts as
 `unknown_status`; an answer dated in the future is stored all the same and counted as `future_timestamp`.
