@@ -21,12 +21,17 @@ from exporter.model import Job, JobStatus
 
 @dataclass(frozen=True)
 class JobState:
-    """What we know about one watched job. `job` is None until the first successful refresh."""
+    """What we know about one watched job. `job` is None until the first successful refresh.
+
+    `cycle` is the refresh cycle whose answer `job` is (0: restored from the state file), and `last_success` when
+    it arrived: what `exporter.ordering` weighs a later answer against.
+    """
 
     job_id: int
     account: str | None = None
     job: Job | None = None
     last_success: float | None = None
+    cycle: int = 0
     last_attempt_ok: bool | None = None
     missing: bool = False
     errors: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
@@ -158,15 +163,18 @@ class JobCache:
         with self._lock:
             return list(self._jobs.values())
 
-    def record_jobs(self, jobs: Iterable[Job], now: float) -> list[tuple[JobState, JobState]]:
-        """Store fresh values of watched jobs; returns (before, after) pairs so the caller can log changes."""
+    def record_jobs(self, jobs: Iterable[Job], now: float, cycle: int = 0) -> list[tuple[JobState, JobState]]:
+        """Store fresh values of watched jobs, answers of refresh `cycle` that arrived at `now`; returns
+        (before, after) pairs so the caller can log changes."""
         changes = []
         with self._lock:
             for job in jobs:
                 before = self._jobs.get(job.id)
                 if before is None:
                     continue  # a list page also carries jobs nobody watches
-                after = replace(before, job=job, last_success=now, last_attempt_ok=True, missing=False)
+                after = replace(
+                    before, job=job, last_success=now, cycle=cycle, last_attempt_ok=True, missing=False
+                )
                 self._jobs[job.id] = after
                 if job.package_id is not None:
                     package = self._packages.get(job.package_id) or PackageState(
@@ -183,16 +191,12 @@ class JobCache:
 
     def record_failure(self, job_id: int, error: str) -> JobState | None:
         """A refresh failed: count it by class, keep the last good values."""
-        with self._lock:
-            before = self._jobs.get(job_id)
-            if before is None:
-                return None
-            errors = dict(before.errors)
-            errors[error] = errors.get(error, 0) + 1
-            after = replace(before, last_attempt_ok=False, errors=MappingProxyType(errors), last_error=error)
-            self._jobs[job_id] = after
-            self._version += 1
-            return after
+        return self._count(job_id, error, last_attempt_ok=False)
+
+    def count_error(self, job_id: int, error: str) -> JobState | None:
+        """Count an error class for an answer that was stored all the same (its timestamps were in the future):
+        the refresh did bring true values, so the attempt stays good and nothing backs off."""
+        return self._count(job_id, error)
 
     def record_request(self, endpoint: str, outcome: str) -> None:
         with self._lock:
@@ -214,6 +218,18 @@ class JobCache:
                 exporters=(self._exporter,),
                 packages=tuple(self._packages[key] for key in sorted(self._packages)),
             )
+
+    def _count(self, job_id: int, error: str, **fields: Any) -> JobState | None:
+        with self._lock:
+            before = self._jobs.get(job_id)
+            if before is None:
+                return None
+            errors = dict(before.errors)
+            errors[error] = errors.get(error, 0) + 1
+            after = replace(before, errors=MappingProxyType(errors), last_error=error, **fields)
+            self._jobs[job_id] = after
+            self._version += 1
+            return after
 
     def _update(self, job_id: int, **fields: Any) -> JobState | None:
         with self._lock:

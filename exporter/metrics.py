@@ -214,7 +214,8 @@ JOB_POLL_ERRORS = declare(
     "Failed refreshes of the job, by error class.",
     ("job_id", "error"),
     example='integrateio_job_poll_errors_total{error="timeout",job_id="157"} 2.0',
-    details="Error classes are listed below the table.",
+    details="Error classes: the outcomes of `integrateio_api_requests_total`, plus `invalid_field`, "
+    "`unknown_status` and `future_timestamp`, explained below the table.",
 )
 
 # --- one set per account: requests, budget, refresh, configuration, discovery ----------------------------------

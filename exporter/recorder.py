@@ -1,8 +1,10 @@
-"""Answers into the cache: fresh values stored, gaps filled from the last good ones, changes logged.
+"""Answers into the cache: the newer one kept, fresh values stored, gaps filled from the last good ones, changes logged.
 
 Every task hands the jobs it read here, whichever call brought them (a status list, a package's runs, a single
-GET). A garbled number keeps its previous value and the refresh counts as failed with `invalid_field`; a status
-outside the documented list shows as `unknown` and counts as `unknown_status`.
+GET), before the next task asks anything. Which answer is newer is decided by `exporter.ordering` from the cycle and the
+order they arrived in, not by the API's clock. A garbled number keeps its previous value and the refresh counts
+as failed with `invalid_field`; a status outside the documented list shows as `unknown` and counts as
+`unknown_status`; an answer dated in the future is stored all the same and counted as `future_timestamp`.
 """
 
 from __future__ import annotations
@@ -12,38 +14,86 @@ from collections.abc import Callable
 
 from exporter.cache import JobCache, JobState
 from exporter.model import Job, JobStatus
+from exporter.ordering import (
+    FUTURE_TIMESTAMP,
+    FUTURE_TOLERANCE_SECONDS,
+    Answer,
+    believable,
+    future_fields,
+    supersedes,
+)
 from exporter.retries import RetryBook
 
 log = logging.getLogger(__name__)
 
 
 class Recorder:
-    """Stores answers for one account's cache, and tells the retry book which jobs answered well."""
+    """Stores answers for one account's cache, and tells the retry book which jobs answered well.
+
+    The refresh cycle an answer belongs to is the retry book's: the cycle runner sets it there, once a cycle.
+    """
 
     def __init__(self, cache: JobCache, retries: RetryBook, wall_clock: Callable[[], float]) -> None:
         self._cache = cache
         self._retries = retries
         self._wall_clock = wall_clock
+        self._told_future = False
 
     def store(self, jobs: list[Job]) -> None:
-        """Record fresh values, skipping any older than what we have (a list read before a later GET)."""
-        fresh = []
-        partial_answers = []
+        """Record the answers that are newer than what we have (see `exporter.ordering`), in the order given."""
+        seen_at = self._wall_clock()
+        cycle = self._retries.cycle
+        kept: dict[int, Answer] = {}
+        ahead: list[tuple[Job, tuple[str, ...]]] = []
         for job in jobs:
-            state = self._cache.get(job.id)
-            have = state.job if state else None
-            if have and have.updated_at and job.updated_at and job.updated_at < have.updated_at:
+            fields = future_fields(job, seen_at)
+            if fields:
+                ahead.append((job, fields))
+            answer = Answer(job, cycle, seen_at)
+            if not supersedes(answer, kept.get(job.id) or _stored(self._cache.get(job.id))):
                 continue
-            if job.unusable or job.status is JobStatus.UNKNOWN:
-                partial_answers.append(job)
-            fresh.append(job.filled_from(have) if have else job)
+            kept[job.id] = answer
             self._retries.succeeded(job.id)
-        for before, after in self._cache.record_jobs(fresh, self._wall_clock()):
+        fresh = []
+        for answer in kept.values():
+            state = self._cache.get(answer.job.id)
+            have = state.job if state else None
+            job = believable(answer.job, seen_at, have)
+            fresh.append(job.filled_from(have) if have else job)
+        for before, after in self._cache.record_jobs(fresh, seen_at, cycle):
             _log_change(before, after)
-        for job in partial_answers:
-            self._retries.fail(
-                job.id, "unknown_status" if job.status is JobStatus.UNKNOWN else "invalid_field"
-            )
+        for job in fresh:
+            if job.unusable or job.status is JobStatus.UNKNOWN:
+                self._retries.fail(
+                    job.id, "unknown_status" if job.status is JobStatus.UNKNOWN else "invalid_field"
+                )
+        for job, fields in ahead:
+            self._count_future(job, fields, seen_at)
+
+    def _count_future(self, job: Job, fields: tuple[str, ...], seen_at: float) -> None:
+        """Count an answer dated in the future; say so once at warning level, since with a skewed API clock
+        every answer is, and the counter carries the repetitions."""
+        if self._cache.count_error(job.id, FUTURE_TIMESTAMP) is None:
+            return  # a job on a list page that nobody watches
+        lead = max(getattr(job, name) for name in fields) - seen_at
+        log.log(
+            logging.DEBUG if self._told_future else logging.WARNING,
+            "job %d: the API dates its answer %.0fs ahead of our clock (%s), beyond the %gs tolerance: stored, "
+            "ordered by when it arrived, counted as %s",
+            job.id,
+            lead,
+            ", ".join(fields),
+            FUTURE_TOLERANCE_SECONDS,
+            FUTURE_TIMESTAMP,
+        )
+        self._told_future = True
+
+
+def _stored(state: JobState | None) -> Answer | None:
+    """What the cache holds for a job, as an answer to weigh a new one against."""
+    if state is None or state.job is None or state.last_success is None:
+        return None
+    return Answer(state.job, state.cycle, state.last_success)
 
 
 def _log_change(before: JobState, after: JobState) -> None:

@@ -11,7 +11,8 @@ Usage::
 
 Module map: ``world`` (jobs and lifecycle), ``listing`` (GET /jobs parameters, Link headers), ``ledger``
 (credits), ``faults`` and ``shapes`` (what can go wrong), ``api`` (request -> decision), ``http`` (sockets),
-``tls``, ``records`` (request log), ``simulator`` (the facade), ``demo``, ``__main__`` (CLI).
+``clock`` (answers dated by a wrong clock), ``tls``, ``records`` (request log), ``simulator`` (the facade),
+``demo``, ``__main__`` (CLI).
 """
 
 from exporter.simulator.api import JSON_TYPE

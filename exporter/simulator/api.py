@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
+from exporter.simulator.clock import REDATING_KINDS, redated
 from exporter.simulator.faults import NETWORK_KINDS, Fault, FaultBook
 from exporter.simulator.ledger import CreditLedger
 from exporter.simulator.listing import BadQuery, link_header, parse_list_query
@@ -217,6 +218,8 @@ class Api:
         status, value, extra = self._answer(where, path, query)
         if fault is None:
             return done(self._json(status, value, extra), charged=charged)
+        if fault.kind in REDATING_KINDS:  # the healthy answer, status and all, with other dates
+            return done(self._json(status, redated(value, fault.kind, fault.params), extra), charged=charged)
         return done(self._charged_fault(fault, value, extra), charged=charged)
 
     def _answer(self, where: Route, path: str, query: Mapping[str, str]) -> tuple[int, Any, Headers]:

@@ -33,6 +33,17 @@ def _positive_int(value: Any) -> int:
     return value
 
 
+def _offset_seconds(value: Any) -> int:
+    """Whole seconds, since that is all the API's timestamps carry; negative for a clock that runs behind."""
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        raise ValueError(f"expected a non-zero whole number of seconds, got {value!r}")
+    return value
+
+
+def _optional_job_id(value: Any) -> int | None:
+    return None if value is None else _positive_int(value)
+
+
 def _status_code(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
         raise ValueError(f"expected an HTTP status code, got {value!r}")
@@ -107,6 +118,10 @@ KINDS: Final[Mapping[str, Mapping[str, _Param]]] = {
     "link": {"url": (_required_str, _MISSING)},
     # The healthy answer with its Link under another origin (`https://gateway:8443`), as behind a proxy.
     "proxied_links": {"origin": (_required_str, _MISSING)},
+    # The healthy answer dated by an API clock `offset_seconds` ahead (or behind, when negative): see `clock`.
+    "clock": {"offset_seconds": (_offset_seconds, _MISSING)},
+    # The healthy answer with `updated_at` set to `value` ("2999-01-01T00:00:00Z"), on every job or on `only_job`.
+    "updated_at": {"value": (_required_str, _MISSING), "only_job": (_optional_job_id, None)},
 }
 
 
