@@ -135,6 +135,18 @@ def wait_until(
         time.sleep(step)
 
 
+def scrape_when(
+    app: App, condition: Callable[[Samples], object], what: str, timeout: float = 10.0
+) -> Samples:
+    """Scrape until `condition` holds for the scrape; return that scrape."""
+
+    def check() -> Samples | None:
+        metrics = scrape(app)
+        return metrics if condition(metrics) else None
+
+    return wait_until(check, timeout, what)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now: bound, then closed. A connection to it is refused; a process
     told to listen on it usually gets it (the caller retries when another process took it first)."""

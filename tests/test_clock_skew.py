@@ -36,23 +36,13 @@ from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.simulator import SimJob, SimOutput, Simulator
 from exporter.simulator.timestamps import format_timestamp, parse_timestamp
-from tests.support import API_KEY, Samples, add_two_jobs, make_config, scrape, wait_until
+from tests.support import API_KEY, Samples, add_two_jobs, make_config, scrape_when, wait_until
 
 Start = Callable[..., App]
 
 FAR_FUTURE = "2999-01-01T00:00:00Z"
 BUDGET = {"credits": 1200, "window": 30.0}  # 36 credits a second: a 0.1 s interval is never stretched
 TEN_MINUTES = 600
-
-
-def scrape_when(
-    app: App, condition: Callable[[Samples], object], what: str, timeout: float = 10.0
-) -> Samples:
-    def check() -> Samples | None:
-        metrics = scrape(app)
-        return metrics if condition(metrics) else None
-
-    return wait_until(check, timeout, what)
 
 
 def gets_of(sim: Simulator, job_id: int) -> int:

@@ -36,6 +36,7 @@ from tests.support import (
     free_port,
     max_requests_in_any_window,
     scrape,
+    scrape_when,
     wait_until,
 )
 
@@ -63,16 +64,6 @@ def watch(sim: Simulator, exporter_for: Start, jobs: list[int], interval: float 
     return exporter_for(sim, jobs, interval=interval, credits=CREDITS, window=WINDOW, **api)
 
 
-def scrape_when(app: App, condition: Callable[[Samples], object], timeout: float, what: str) -> Samples:
-    """Scrape until `condition` holds for the scrape; return that scrape."""
-
-    def check() -> Samples | None:
-        metrics = scrape(app)
-        return metrics if condition(metrics) else None
-
-    return wait_until(check, timeout, what)
-
-
 def first_values(app: App) -> Samples:
     return scrape_when(
         app,
@@ -80,8 +71,8 @@ def first_values(app: App) -> Samples:
             m.get("integrateio_job_progress_ratio", job_id="1") == 0.25
             and m.get("integrateio_job_progress_ratio", job_id="2") == 0.1
         ),
-        10,
         "first values of jobs 1 and 2",
+        timeout=10,
     )
 
 
@@ -178,8 +169,8 @@ def test_a_failing_job_is_counted_retried_less_and_less_and_the_others_stay_fres
             m.get("integrateio_job_poll_errors_total", job_id="1", error=outcome) == attempts
             and m.get("integrateio_api_up") == 1.0
         ),
-        5,
         f"{attempts} {outcome} errors counted and the API up",
+        timeout=5,
     )
     assert metrics.get("integrateio_api_requests_total", endpoint="get_job", outcome=outcome) == attempts
     assert metrics.labelsets("integrateio_job_poll_errors_total") == [{"job_id": "1", "error": outcome}]
@@ -238,8 +229,8 @@ def test_a_number_too_large_for_a_float_is_a_bad_field_not_a_failed_cycle(
             m.get("integrateio_job_poll_errors_total", job_id="1", error="invalid_field")
             and m.get("integrateio_job_progress_ratio", job_id="2") == 0.9
         ),
-        5,
         "the bad field counted and job 2 fresh",
+        timeout=5,
     )
     assert metrics.get("integrateio_job_progress_ratio", job_id="1") == 0.25
     assert metrics.get("integrateio_job_runtime_seconds", job_id="1") == 100.0
@@ -258,7 +249,7 @@ def test_a_job_the_api_no_longer_has_is_shown_missing_and_asked_rarely(
     sim.update_job(2, progress=0.9)
 
     metrics = scrape_when(
-        app, lambda m: m.get("integrateio_job_missing", job_id="1") == 1.0, 5, "job 1 missing"
+        app, lambda m: m.get("integrateio_job_missing", job_id="1") == 1.0, "job 1 missing", timeout=5
     )
     wait_until(lambda: len([r for r in job_requests(sim, 2) if r.time > removed_at]) >= 10, 10, "10 cycles")
     assert (
@@ -300,8 +291,8 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(
             and m.get("integrateio_job_poll_errors_total", job_id="1", error="invalid_response")
             and handle.fired >= 3
         ),
-        6,
         "three refused redirects and job 2 fresh",
+        timeout=6,
     )
     assert other_host.seen == []  # not followed at all, so certainly no Authorization header went there
     assert metrics.get("integrateio_api_requests_total", endpoint="get_job", outcome="invalid_response")
@@ -327,8 +318,8 @@ def test_a_refused_connection_is_counted_retried_less_and_less_then_recovers(
     metrics = scrape_when(
         app,
         lambda m: m.get("integrateio_job_poll_errors_total", job_id="1", error="connection_error"),
-        5,
         "a connection error counted",
+        timeout=5,
     )
     assert metrics.get("integrateio_api_up") == 0.0
     assert metrics.get("integrateio_api_backoff_seconds") == 0.0  # nothing was refused: no global pause
@@ -347,8 +338,8 @@ def test_a_refused_connection_is_counted_retried_less_and_less_then_recovers(
             m.get("integrateio_api_requests_total", endpoint="get_job", outcome="connection_error")
             == m.get("integrateio_job_poll_errors_total", job_id="1", error="connection_error")
         ),
-        2,
         "requests and failures counted alike",
+        timeout=2,
     )
     failures = metrics.get("integrateio_job_poll_errors_total", job_id="1", error="connection_error")
     assert failures is not None and 3 <= failures <= 6, failures
@@ -360,8 +351,8 @@ def test_a_refused_connection_is_counted_retried_less_and_less_then_recovers(
     metrics = scrape_when(
         app,
         lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.5,
-        8,
         "job 1 fetched once the API is back",
+        timeout=8,
     )
     assert metrics.get("integrateio_api_up") == 1.0
     assert metrics.get("integrateio_job_poll_success", job_id="1") == 1.0
@@ -379,8 +370,8 @@ def test_a_certificate_that_does_not_verify_is_refused(
     metrics = scrape_when(
         app,
         lambda m: m.get("integrateio_job_poll_errors_total", job_id="1", error="connection_error"),
-        5,
         "the TLS failure counted",
+        timeout=5,
     )
     assert sim.requests == []  # no request got past the handshake, so the key was never sent
     assert metrics.get("integrateio_api_up") == 0.0
@@ -418,8 +409,8 @@ def test_a_certificate_signed_by_the_configured_ca_file_is_trusted(
     metrics = scrape_when(
         app,
         lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.25,
-        5,
         "job 1 over verified TLS",
+        timeout=5,
     )
     assert metrics.get("integrateio_api_up") == 1.0
     assert metrics.labelsets("integrateio_job_poll_errors_total") == []
@@ -442,7 +433,9 @@ def test_429_without_retry_after_pauses_everything_1_then_2_seconds(
     sim.set_fault("rate_limited")
     set_at = time.monotonic()
 
-    metrics = scrape_when(app, lambda m: m.get("integrateio_api_backoff_seconds"), 5, "a pause on /metrics")
+    metrics = scrape_when(
+        app, lambda m: m.get("integrateio_api_backoff_seconds"), "a pause on /metrics", timeout=5
+    )
     assert 0.0 < metrics["integrateio_api_backoff_seconds"] <= 1.0
     wait_until(
         lambda: (
@@ -479,7 +472,9 @@ def test_429_with_retry_after_2_pauses_2_seconds_each_time(
     sim.set_fault("rate_limited", retry_after="2")
     set_at = time.monotonic()
 
-    metrics = scrape_when(app, lambda m: m.get("integrateio_api_backoff_seconds"), 5, "a pause on /metrics")
+    metrics = scrape_when(
+        app, lambda m: m.get("integrateio_api_backoff_seconds"), "a pause on /metrics", timeout=5
+    )
     assert 1.0 < metrics["integrateio_api_backoff_seconds"] <= 2.0
     wait_until(
         lambda: (
@@ -507,7 +502,9 @@ def test_an_absurd_retry_after_is_capped_at_a_quarter_window(
     sim.set_fault("rate_limited", retry_after=retry_after)
     set_at = time.monotonic()
 
-    metrics = scrape_when(app, lambda m: m.get("integrateio_api_backoff_seconds"), 5, "a pause on /metrics")
+    metrics = scrape_when(
+        app, lambda m: m.get("integrateio_api_backoff_seconds"), "a pause on /metrics", timeout=5
+    )
     assert BACKOFF_CAP - 1.5 <= metrics["integrateio_api_backoff_seconds"] <= BACKOFF_CAP
     assert pauses_logged(caplog) == [BACKOFF_CAP]
     time.sleep(2.0)

@@ -21,8 +21,8 @@ import pytest
 from exporter.app import App
 from exporter.client import DEADLINE_MARGIN, ApiClient, Timeout
 from exporter.simulator import SimJob, Simulator
-from tests.support import API_KEY, RecordingServer, add_two_jobs, make_config, scrape, wait_until
-from tests.test_faults import first_values, gaps, job_requests, messages, scrape_when
+from tests.support import API_KEY, RecordingServer, add_two_jobs, make_config, scrape, scrape_when, wait_until
+from tests.test_faults import first_values, gaps, job_requests, messages
 
 Start = Callable[..., App]
 
@@ -103,8 +103,8 @@ def test_an_answer_that_never_completes_is_a_timeout_and_the_other_jobs_stay_fre
             and m.get("integrateio_api_requests_total", endpoint="get_job", outcome="timeout")
             == m.get("integrateio_job_poll_errors_total", job_id="1", error="timeout")
         ),
-        2 * DEADLINE + 1,
         "three timeouts counted",
+        timeout=2 * DEADLINE + 1,
     )
     assert metrics.get("integrateio_job_progress_ratio", job_id="1") == 0.25  # last good values stay
     assert metrics.get("integrateio_job_poll_success", job_id="1") == 0.0
@@ -174,7 +174,10 @@ def test_a_next_page_named_under_another_origin_is_read_from_base_url(
         marked = time.monotonic()
         sim.update_job(1, progress=0.75)
         metrics = scrape_when(
-            app, lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.75, 10, "job 1 fresh"
+            app,
+            lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.75,
+            "job 1 fresh",
+            timeout=10,
         )
         assert proxy.seen == []
     assert job_requests(sim, 1)[-1].time < marked  # refreshed by the list's second page, not by a GET
@@ -223,8 +226,8 @@ def test_a_next_page_outside_the_api_root_is_refused_counted_and_the_key_stays_h
                 )
                 >= 2
             ),
-            10,
             "job 1 fresh and two refused links",
+            timeout=10,
         )
         assert other.seen == []
     assert all(r.path.startswith("/acme/api/") for r in sim.requests)
@@ -327,8 +330,8 @@ def test_no_number_or_body_from_the_network_stops_the_poller(
             m.get("integrateio_job_progress_ratio", job_id="2") == 0.9
             and m.get("integrateio_api_requests_total", endpoint=endpoint, outcome=outcome)
         ),
-        10,
         f"job 2 fresh and {endpoint} counted as {outcome}",
+        timeout=10,
     )
     counted = {("get_job", "success"), (endpoint, outcome)}
     if endpoint == "get_job":
@@ -370,8 +373,8 @@ def test_whatever_escapes_a_request_is_counted_logged_once_and_polling_goes_on(
         lambda m: (
             (m.get("integrateio_job_poll_errors_total", job_id="1", error="unexpected_error") or 0) >= 3
         ),
-        10,
         "three unexpected errors of job 1",
+        timeout=10,
     )
     assert sim.requests == []  # nothing could be sent, so no key went anywhere
     assert metrics.get(
