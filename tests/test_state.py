@@ -47,7 +47,7 @@ def test_final_jobs_survive_a_restart_and_cost_nothing(sim: Simulator, tmp_path:
     wait_until(state.exists, 5, "the state file")
     before = scrape(first)
     first.stop()
-    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2"]
+    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2", "3"]
 
     sim.clear_requests()
     second = run_until_ready(sim, [1, 2, 3], state)
@@ -71,7 +71,7 @@ def test_final_jobs_survive_a_restart_and_cost_nothing(sim: Simulator, tmp_path:
     ("content", "message"),
     [
         ("{not json", "state file {path} ignored: cannot read it as JSON (JSONDecodeError)"),
-        ('{"version": 99}', "state file {path} ignored: not a version 1 state file"),
+        ('{"version": 99}', "state file {path} ignored: not a version 1 or 2 state file"),
         (
             '{"version": 1, "account_id": "other", "jobs": {}}',
             "state file {path} ignored: written for account 'other', not 'acme'",
@@ -97,8 +97,8 @@ def test_a_corrupt_state_file_is_reported_and_ignored(
         assert any(r.path.endswith("/jobs/1") for r in sim.requests)
     finally:
         app.stop()
-    # Rewritten whole once a cycle has seen the final jobs.
-    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2"]
+    # Rewritten whole once a cycle has seen the jobs.
+    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2", "3"]
 
 
 def test_a_missing_state_file_is_created(
@@ -110,7 +110,7 @@ def test_a_missing_state_file_is_created(
         app = run_until_ready(sim, [1, 2, 3], state)
     app.stop()
     assert (
-        f"state file {state} does not exist yet; it is written when a watched job finishes" in caplog.messages
+        f"state file {state} does not exist yet; it is written after the first refresh" in caplog.messages
     )
     assert json.loads(state.read_text())["account_id"] == "acme"
 
