@@ -109,9 +109,7 @@ def test_a_missing_state_file_is_created(
     with caplog.at_level(logging.INFO, logger="exporter"):
         app = run_until_ready(sim, [1, 2, 3], state)
     app.stop()
-    assert (
-        f"state file {state} does not exist yet; it is written after the first refresh" in caplog.messages
-    )
+    assert f"state file {state} does not exist yet; it is written after the first refresh" in caplog.messages
     assert json.loads(state.read_text())["account_id"] == "acme"
 
 
