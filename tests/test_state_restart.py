@@ -19,7 +19,7 @@ from exporter.model import parse_job
 from exporter.simulator import SimJob, Simulator
 from tests.support import make_config, scrape, wait_until
 
-MAX_AGE = 5.0
+MAX_AGE = 8.0  # long enough for the first cycle to see runs that finished 2 s before the start
 RUNNING_RUN = 1
 
 
@@ -107,7 +107,7 @@ def test_a_restart_serves_the_same_package_series_before_the_api_answers(
 
     first = start(sim, state)
     try:
-        # Every finished run ages out of discovery (max_age 5 s); only the running one stays followed. Package
+        # Every finished run ages out of discovery (max_age 8 s); only the running one stays followed. Package
         # 500 then has no watched run at all: only what the exporter remembers keeps its series.
         wait_until(
             lambda: state.exists() and list(json.loads(state.read_text())["followed"]) == [str(RUNNING_RUN)],
