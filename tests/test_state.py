@@ -185,9 +185,10 @@ def test_a_version_1_file_is_read_and_rewritten_as_version_2(sim: Simulator, tmp
     finally:
         app.stop()
     package = json.loads(state.read_text())["packages"]["434"]
-    assert [(run["job_id"], run["status"], run["runtime_seconds"]) for run in package["history"]] == [
-        (1, "completed", 60.0),
-        (2, "failed", 30.0),
+    # Each run as [job id, status, started, finished, runtime].
+    assert package["history"] == [
+        [1, "completed", 1_764_000_000.0 - 60.0, 1_764_000_000.0, 60.0],
+        [2, "failed", 1_764_000_500.0 - 30.0, 1_764_000_500.0, 30.0],
     ]
     assert (package["name"], package["last_run"]["id"], package["last_success"]) == ("orders", 2, 1.764e9)
 
