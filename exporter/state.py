@@ -67,7 +67,7 @@ class StateStore:
     def __init__(self, path: str, account_id: str) -> None:
         self.path = path
         self.account_id = account_id
-        self._saved: object = None  # what the last successful write held, in short (`_summary`)
+        self._saved: object = None  # what the last successful write held, in short (see `save`)
         remove_stale_temporaries(path)
 
     def load(self) -> SavedState:
