@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict, Unpack
 
 from exporter.budget import BudgetSnapshot
+from exporter.history import Run, typical_duration, with_run
 from exporter.model import Job, JobStatus
 
 
@@ -52,6 +53,12 @@ class PackageState:
     last_finished: Job | None = None
     last_success: float | None = None
     last_failure: float | None = None
+    history: tuple[Run, ...] = ()  # the last finished runs, oldest first (`exporter.history`)
+
+    @property
+    def typical_duration(self) -> float | None:
+        """How long a completed run of this package usually takes, from its history; None until known."""
+        return typical_duration(self.history)
 
     def seen(self, job: Job) -> PackageState:
         """This package after seeing `job` (any status: its name may be new; a final one may be its latest)."""
@@ -59,6 +66,7 @@ class PackageState:
         finished = job.finished_at
         if not job.status.is_final or finished is None:
             return state
+        state = replace(state, history=with_run(self.history, job))
         latest = self.last_finished
         if latest is None or latest.finished_at is None or finished >= latest.finished_at:
             state = replace(state, last_finished=job)
@@ -230,6 +238,23 @@ class JobCache:
             self._jobs[job_id] = after
             self._version += 1
             return after
+
+    # --- restored from the state file (`exporter.state`) -------------------------------------------------------
+
+    def restore(self, jobs: Iterable[tuple[Job, float]], packages: Iterable[PackageState]) -> None:
+        """Put back what the state file kept, before the first API call: each watched job's last values (and
+        when they were fetched), and the packages as they were, history included, so a restart serves the same
+        package series. Packages are taken whole rather than rebuilt from the jobs, which may have aged out."""
+        with self._lock:
+            for job, fetched in jobs:
+                before = self._jobs.get(job.id)
+                if before is not None:
+                    self._jobs[job.id] = replace(
+                        before, job=job, last_success=fetched, last_attempt_ok=True, missing=False
+                    )
+            for package in packages:
+                self._packages[package.package_id] = replace(package, account=self._account)
+            self._version += 1
 
     def _update(self, job_id: int, **fields: Any) -> JobState | None:
         with self._lock:

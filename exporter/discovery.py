@@ -14,7 +14,7 @@ package per cycle in the common case) and decides here, without I/O, what to wat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from exporter.config import DiscoverConfig, Shard
 from exporter.model import Job
@@ -35,6 +35,25 @@ class Discovery:
     @property
     def job_ids(self) -> list[int]:
         return sorted(self._known)
+
+    @property
+    def followed(self) -> dict[int, float]:
+        """The runs followed now, id → creation time: what the state file keeps and a reload hands over."""
+        return dict(self._known)
+
+    def adopt(self, runs: Mapping[int, float], package_of: Callable[[int], int | None]) -> None:
+        """Follow again runs an earlier process (restart) or configuration (reload) followed, so a run that is
+        off the packages' newest pages by now is still followed to its end. Runs of packages no longer
+        discovered (`package_of` gives a run's package, None when unknown) or of another shard are left; over
+        `max_jobs`, the newest are kept."""
+        wanted = self.config.package_ids
+        kept = [
+            (created, job_id)
+            for job_id, created in runs.items()
+            if self._shard.owns(job_id) and package_of(job_id) in (None, *wanted)
+        ]
+        for created, job_id in sorted(kept, reverse=True)[: max(0, self.config.max_jobs - len(self._known))]:
+            self._known[job_id] = created
 
     def horizon(self, now: float) -> float:
         return now - self.config.max_age_seconds

@@ -84,6 +84,7 @@ from exporter.metrics import (
     PACKAGE_LAST_STATUS,
     PACKAGE_LAST_SUCCESS,
     PACKAGE_RUNNING,
+    PACKAGE_TYPICAL_DURATION,
     REFRESH_INTERVAL,
     REFRESH_TARGET,
     STATUS_VALUES,
@@ -250,6 +251,9 @@ def _package_samples(package: PackageState, running: int) -> list[tuple[Family, 
         families.append((PACKAGE_LAST_FAILURE, [((package_id,), package.last_failure)]))
     families.append((PACKAGE_RUNNING, [((package_id,), float(running))]))
     families.append((PACKAGE_INFO, [((package_id, package.name or ""), 1.0)]))
+    typical = package.typical_duration
+    if typical is not None:
+        families.append((PACKAGE_TYPICAL_DURATION, [((package_id,), typical)]))
     return families
 
 

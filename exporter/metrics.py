@@ -400,6 +400,16 @@ PACKAGE_INFO = declare(
     ("package_id", "package_name"),
     example='integrateio_package_info{package_id="434",package_name="orders"} 1.0',
 )
+PACKAGE_TYPICAL_DURATION = declare(
+    "integrateio_package_typical_duration_seconds",
+    Kind.GAUGE,
+    Scope.PACKAGE,
+    "Median runtime of the package's last completed jobs, in seconds.",
+    ("package_id",),
+    example='integrateio_package_typical_duration_seconds{package_id="434"} 1260.0',
+    details="From its last 20 finished jobs, kept in `state_file` across restarts; absent until 3 of them"
+    ' completed. The baseline for "running far longer than usual".',
+)
 
 # --- the process's own: never an account label -----------------------------------------------------------------
 

@@ -77,10 +77,8 @@ class Poller:
         self._stretched_to: float | None = None
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
-        cache.set_watched(config.jobs)
         self._state = self._state_store(config, None)
-        if self._state is not None:
-            self._state.restore(cache, set(config.jobs))
+        self._restore()
         self._publish()
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -151,7 +149,7 @@ class Poller:
             task.run(cycle)
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         if self._state is not None:
-            self._state.save(self._cache)
+            self._state.save(self._cache, self._discovery.followed if self._discovery is not None else {})
         costs = [task.next_cost(cycle) for task in tasks]
         self._set_interval(sum(cost.credits for cost in costs), sum(cost.jobs for cost in costs))
         self._publish()
@@ -162,6 +160,23 @@ class Poller:
         return DiscoveryTask(
             config, config.discover, self._fetch, self._cache, self._recorder, self._wall_clock
         )
+
+    def _watched(self) -> list[int]:
+        """The jobs to keep in the cache: the configured ones, and the runs discovery follows."""
+        return self._discovery.watched() if self._discovery is not None else list(self._config.jobs)
+
+    def _restore(self) -> None:
+        """Before the first API call: the state file's followed runs are followed again, and its jobs and
+        packages go back into the cache, so /metrics serves the same package series from the start."""
+        if self._state is None:
+            self._cache.set_watched(self._watched())
+            return
+        saved = self._state.load()
+        if self._discovery is not None:
+            self._discovery.adopt(saved.followed, saved.package_of)
+        self._cache.set_watched(self._watched())
+        discovered = self._config.discover.package_ids if self._config.discover is not None else ()
+        self._state.restore(self._cache, saved, discovered)
 
     @staticmethod
     def _state_store(config: Config, current: StateStore | None) -> StateStore | None:
@@ -190,9 +205,11 @@ class Poller:
         old_client.close()
         self._jobs.configure(config.polling)
         self._budget.configure(config.rate_limit)
-        self._discovery = self._discovery_task(config)
+        previous, self._discovery = self._discovery, self._discovery_task(config)
+        if previous is not None and self._discovery is not None:
+            self._discovery.take_over(previous)  # a reload must not forget the runs it follows
         self._state = self._state_store(config, self._state)
-        self._cache.set_watched(config.jobs)
+        self._cache.set_watched(self._watched())
         self._next_cycle = 0.0  # new jobs are fetched now, not one interval later
         log.info(
             "configuration reloaded: %d jobs, budget %d credits per %gs",

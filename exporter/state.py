@@ -1,13 +1,25 @@
-"""The optional state file: final jobs survive a restart, so they cost no credit again.
+"""The optional state file: what the exporter knew survives a restart, so alerts and credits do not start over.
 
-A final job never changes, yet after a restart the exporter would ask for it once more — with a thousand
-finished jobs in the configuration, a thousand credits at every deploy. The state file keeps their last values.
-Only final jobs are stored: anything else must be fetched fresh anyway.
+After a restart the exporter would otherwise know nothing until the API answered, and some things not even then:
+- a package whose last success is older than `discover.max_age_seconds` has no watched run left to learn it
+  from, so its series would be gone and `IntegrateioPackageNoRecentSuccess` could never fire for it;
+- "running far longer than usual" needs each package's run history, which a new process has not seen;
+- a run discovery follows may be off its package's newest page by now, and would never be followed to its end;
+- a final job never changes, yet it would be asked for again: a thousand credits at every deploy.
 
-The file is a convenience, never a dependency: missing, unreadable, corrupt, from another account or another
-format version — it is reported in one log line and ignored. Writes go to a temporary file that is renamed over
-the old one, so a crash mid-write leaves the previous state intact; a write that fails removes its temporary
-file, and one a SIGKILL left behind is removed at the next start (`StateStore`).
+So the file keeps (version 2): every watched job's last values and when they were fetched (final jobs are then
+never fetched again; the others are, as usual, and show their last values meanwhile), per package its last
+finished run, last success, last failure and its last `HISTORY_LENGTH` finished runs, and the runs discovery
+follows. All of it goes back into the cache before the first API call, so /metrics serves the same package
+series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from those jobs.
+
+The file is a convenience, never a dependency: missing, unreadable, corrupt, from another account or an unknown
+format version — it is reported in one log line and ignored. It is rewritten only when something it keeps
+changed (a status, a package, the followed runs; not a running job's progress): 5,000 jobs and 500 packages with
+full histories make 2.5 MB, written in about 70 ms and read in about 80 ms. Writes go to a temporary file,
+flushed to disk and renamed over the old one, so a crash or a full disk mid-write leaves the previous state
+intact; a write that fails removes its temporary file, and one a SIGKILL left behind is removed at the next
+start (`StateStore`).
 """
 
 from __future__ import annotations
@@ -17,50 +29,84 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from exporter.cache import JobCache
+from exporter.cache import JobCache, PackageState
+from exporter.history import Run
 from exporter.model import Job, JobOutput, JobStatus
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 kept final jobs only
+JOB_FIELDS = tuple(each.name for each in fields(Job))
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """What a state file held: jobs (id → last values, when fetched), followed runs (id → creation time) and
+    packages (id → state, without the `account` label, which is the cache's)."""
+
+    jobs: dict[int, tuple[Job, float]] = field(default_factory=dict)
+    followed: dict[int, float] = field(default_factory=dict)
+    packages: dict[int, PackageState] = field(default_factory=dict)
+
+    def package_of(self, job_id: int) -> int | None:
+        """The package of a kept job, None when unknown."""
+        entry = self.jobs.get(job_id)
+        return None if entry is None else entry[0].package_id
 
 
 class StateStore:
-    """One account's state file: final jobs restored into the cache at start, the file rewritten whenever the
-    set of final jobs changed (not every cycle: a final job never changes)."""
+    """One account's state file: read and restored into the cache at start, rewritten after a cycle whenever
+    something it keeps changed."""
 
     def __init__(self, path: str, account_id: str) -> None:
         self.path = path
         self.account_id = account_id
-        self._saved: frozenset[int] = frozenset()
+        self._saved: object = None  # what the last successful write held, in short (see `save`)
         remove_stale_temporaries(path)
 
-    def restore(self, cache: JobCache, watched: set[int]) -> None:
-        """Final jobs from the file go straight into the cache: they cost no credit after a restart."""
-        restored = {
-            job_id: entry
-            for job_id, entry in load_final_jobs(self.path, self.account_id).items()
-            if job_id in watched
-        }
-        for job, when in restored.values():
-            cache.record_jobs([job], when)
-        self._saved = frozenset(restored)
-        if restored:
-            log.info("state file: %d final jobs restored; they will not be fetched again", len(restored))
+    def load(self) -> SavedState:
+        """The file's content, or an empty state when it is missing or unusable (said in one log line)."""
+        return load_state(self.path, self.account_id)
 
-    def save(self, cache: JobCache) -> None:
-        final = {
+    def restore(self, cache: JobCache, saved: SavedState, discovered: Iterable[int]) -> None:
+        """Put the saved values of the cache's watched jobs back, and the packages that are still of interest:
+        those discovery reads (`discovered` package ids) and those of the restored jobs. Call it after
+        `set_watched`, before the first API call."""
+        jobs = [saved.jobs[state.job_id] for state in cache.states() if state.job_id in saved.jobs]
+        wanted = {*discovered, *(job.package_id for job, _ in jobs)}
+        packages = [package for package_id, package in saved.packages.items() if package_id in wanted]
+        cache.restore(jobs, packages)
+        if jobs or packages:
+            log.info(
+                "state file: %d jobs (%d final, not fetched again) and %d packages restored",
+                len(jobs),
+                sum(job.status.is_final for job, _ in jobs),
+                len(packages),
+            )
+
+    def save(self, cache: JobCache, followed: Mapping[int, float]) -> None:
+        """Rewrite the file when a job's status, a package or the followed runs changed since the last write."""
+        snapshot = cache.snapshot()
+        jobs = {
             state.job_id: (state.job, state.last_success)
-            for state in cache.states()
-            if state.job is not None and state.is_final and state.last_success is not None
+            for state in snapshot.jobs
+            if state.job is not None and state.last_success is not None
         }
-        if frozenset(final) != self._saved:
-            save_final_jobs(self.path, self.account_id, final)
-            self._saved = frozenset(final)
+        summary = (
+            tuple((job_id, job.status) for job_id, (job, _) in jobs.items()),
+            snapshot.packages,
+            tuple(sorted(followed.items())),
+        )
+        if summary != self._saved and save_state(
+            self.path, self.account_id, SavedState(jobs, dict(followed), _by_id(snapshot.packages))
+        ):
+            self._saved = summary
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -83,33 +129,37 @@ def remove_stale_temporaries(path: str) -> None:
             log.info("state file %s: removed %s, left by an interrupted write", path, leftover.name)
 
 
-def load_final_jobs(path: str, account_id: str) -> dict[int, tuple[Job, float]]:
-    """Final jobs and when they were last refreshed, or {} when the file is missing or unusable."""
+def load_state(path: str, account_id: str) -> SavedState:
+    """What the file holds, or an empty state when it is missing or unusable."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        log.info("state file %s does not exist yet; it is written when a watched job finishes", path)
-        return {}
+        log.info("state file %s does not exist yet; it is written after the first refresh", path)
+        return SavedState()
     except (OSError, ValueError) as error:
         log.warning("state file %s ignored: cannot read it as JSON (%s)", path, type(error).__name__)
-        return {}
+        return SavedState()
     try:
         return _parse(document, account_id)
     except KeyError as error:
         log.warning("state file %s ignored: malformed (missing %s)", path, error)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, AttributeError) as error:
         log.warning("state file %s ignored: %s", path, error)
-    return {}
+    return SavedState()
 
 
-def save_final_jobs(path: str, account_id: str, jobs: dict[int, tuple[Job, float]]) -> None:
-    """Write the final jobs atomically; a failure is logged, since polling must go on without the file."""
+def save_state(path: str, account_id: str, state: SavedState) -> bool:
+    """Write the state atomically; False after a failure, which is logged: polling goes on without the file."""
     document = {
         "version": FORMAT_VERSION,
         "account_id": account_id,
         "jobs": {
             str(job_id): {"job": _job_document(job), "last_success": when}
-            for job_id, (job, when) in jobs.items()
+            for job_id, (job, when) in state.jobs.items()
+        },
+        "followed": {str(job_id): created for job_id, created in state.followed.items()},
+        "packages": {
+            str(package_id): _package_document(package) for package_id, package in state.packages.items()
         },
     }
     target = Path(path)
@@ -120,38 +170,119 @@ def save_final_jobs(path: str, account_id: str, jobs: dict[int, tuple[Job, float
             dir=target.parent, prefix=_temporary_prefix(target), suffix=".tmp"
         )
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, separators=(",", ":"))
+            stream.write(json.dumps(document, separators=(",", ":")))  # one write: json.dump writes in bits
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before the rename, or a power loss could leave an empty file
         os.replace(temporary, target)
     except OSError as error:
         log.warning("state file %s not written: %s", path, error.strerror or error)
         if temporary is not None:
             with contextlib.suppress(OSError):
                 Path(temporary).unlink(missing_ok=True)
+        return False
+    return True
 
 
-def _parse(document: Any, account_id: str) -> dict[int, tuple[Job, float]]:
-    if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
-        raise ValueError(f"not a version {FORMAT_VERSION} state file")
+def _parse(document: Any, account_id: str) -> SavedState:
+    if not isinstance(document, dict) or document.get("version") not in READABLE_VERSIONS:
+        raise ValueError("not a version 1 or 2 state file")
     if document.get("account_id") != account_id:
         raise ValueError(f"written for account {document.get('account_id')!r}, not {account_id!r}")
     jobs = {}
     for key, entry in document["jobs"].items():
         job = _job_from(entry["job"])
-        if job.id != int(key) or not job.status.is_final:
-            raise ValueError(f"entry {key} is not a final job")
+        if job.id != int(key):
+            raise ValueError(f"entry {key} holds job {job.id}")
         jobs[job.id] = (job, float(entry["last_success"]))
-    return jobs
+    if document["version"] == 1:
+        return _from_version_1(jobs)
+    return SavedState(
+        jobs=jobs,
+        followed={int(key): float(created) for key, created in document["followed"].items()},
+        packages={int(key): _package_from(int(key), entry) for key, entry in document["packages"].items()},
+    )
+
+
+def _from_version_1(jobs: dict[int, tuple[Job, float]]) -> SavedState:
+    """Version 1 kept final jobs only, and no packages: rebuild those from the jobs, as the cache would."""
+    packages: dict[int, PackageState] = {}
+    for job, _ in jobs.values():
+        if not job.status.is_final:
+            raise ValueError(f"entry {job.id} is not a final job")
+        if job.package_id is not None:
+            packages[job.package_id] = (packages.get(job.package_id) or PackageState(job.package_id)).seen(
+                job
+            )
+    return SavedState(jobs=jobs, packages=packages)
+
+
+def _by_id(packages: Iterable[PackageState]) -> dict[int, PackageState]:
+    return {package.package_id: package for package in packages}
+
+
+def _package_document(package: PackageState) -> dict[str, Any]:
+    return {
+        "name": package.name,
+        "last_run": None if package.last_finished is None else _job_document(package.last_finished),
+        "last_success": package.last_success,
+        "last_failure": package.last_failure,
+        "history": [
+            [run.job_id, run.status.value, run.started_at, run.finished_at, run.runtime_seconds]
+            for run in package.history
+        ],
+    }
+
+
+def _package_from(package_id: int, document: dict[str, Any]) -> PackageState:
+    last_run = document["last_run"]
+    return PackageState(
+        package_id,
+        name=_optional_text(document["name"]),
+        last_finished=None if last_run is None else _job_from(last_run),
+        last_success=_optional_float(document["last_success"]),
+        last_failure=_optional_float(document["last_failure"]),
+        history=tuple(_run_from(run) for run in document["history"]),
+    )
+
+
+def _run_from(document: Any) -> Run:
+    """A run as [job id, status, started, finished, runtime]: compact, 20 per package."""
+    job_id, status, started, finished, runtime = document
+    return Run(
+        int(job_id), JobStatus(status), _optional_float(started), float(finished), _optional_float(runtime)
+    )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a text, got {type(value).__name__}")
+    return value
 
 
 def _job_document(job: Job) -> dict[str, Any]:
-    document = asdict(job)
+    """The job as JSON; field by field rather than `asdict`, whose deep copies cost 30 µs a job."""
+    document = {name: getattr(job, name) for name in JOB_FIELDS}
     document["status"] = job.status.value
+    document["outputs"] = [[output.id, output.name, output.records_count] for output in job.outputs]
+    document["unusable"] = list(job.unusable)
     return document
+
+
+def _output_from(document: Any) -> JobOutput:
+    """Version 2 writes an output as [id, name, records]; version 1 wrote an object."""
+    if isinstance(document, dict):
+        return JobOutput(**document)
+    output_id, name, records = document
+    return JobOutput(int(output_id), _optional_text(name), _optional_float(records))
 
 
 def _job_from(document: dict[str, Any]) -> Job:
     fields = dict(document)
     fields["status"] = JobStatus(fields["status"])
-    fields["outputs"] = tuple(JobOutput(**output) for output in fields["outputs"])
+    fields["outputs"] = tuple(_output_from(output) for output in fields["outputs"])
     fields["unusable"] = tuple(fields.get("unusable", ()))
     return Job(**fields)

@@ -191,6 +191,7 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
     failure = family_like(metrics.PACKAGE_LAST_FAILURE)
     running = family_like(metrics.PACKAGE_RUNNING)
     info = family_like(metrics.PACKAGE_INFO)
+    typical = family_like(metrics.PACKAGE_TYPICAL_DURATION)
     for package in snapshot.packages:
         package_id = str(package.package_id)
         if package.last_finished is not None:
@@ -211,7 +212,9 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
         )
         running.add_metric([package_id], float(count))
         info.add_metric([package_id, package.name or ""], 1.0)
-    for family in (last_status, success, failure, running, info):
+        if package.typical_duration is not None:
+            typical.add_metric([package_id], package.typical_duration)
+    for family in (last_status, success, failure, running, info, typical):
         if family.samples:
             yield family
 

@@ -72,12 +72,15 @@ def everything_cache() -> JobCache:
     """A cache in which every family has a series: finished and running jobs of a package, a failure, a
     missing job, discovery on, the budget with the API's figures."""
     cache = JobCache()
-    cache.set_watched([1, 2, 3, 4])
+    cache.set_watched([1, 2, 3, 4, 5, 6])
     record(
         cache,
         payload(1, status="completed", completed_at="2026-11-28T10:30:00Z"),
         payload(2, status="failed", completed_at="2026-11-28T10:40:00Z"),
         payload(3),
+        # Three completed runs: the package's typical duration is known.
+        payload(5, status="completed", completed_at="2026-11-27T10:30:00Z"),
+        payload(6, status="completed", completed_at="2026-11-26T10:30:00Z"),
     )
     cache.record_failure(3, "timeout")
     cache.record_missing(4)

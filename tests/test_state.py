@@ -1,9 +1,12 @@
-"""Restarts: final jobs come back from the state file for free, a bad file is ignored, the start is paced."""
+"""Restarts: jobs and packages come back from the state file for free, a bad file is ignored, a failed write
+leaves the old one, the start is paced."""
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,7 @@ def test_final_jobs_survive_a_restart_and_cost_nothing(sim: Simulator, tmp_path:
     wait_until(state.exists, 5, "the state file")
     before = scrape(first)
     first.stop()
-    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2"]
+    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2", "3"]
 
     sim.clear_requests()
     second = run_until_ready(sim, [1, 2, 3], state)
@@ -71,7 +74,7 @@ def test_final_jobs_survive_a_restart_and_cost_nothing(sim: Simulator, tmp_path:
     ("content", "message"),
     [
         ("{not json", "state file {path} ignored: cannot read it as JSON (JSONDecodeError)"),
-        ('{"version": 99}', "state file {path} ignored: not a version 1 state file"),
+        ('{"version": 99}', "state file {path} ignored: not a version 1 or 2 state file"),
         (
             '{"version": 1, "account_id": "other", "jobs": {}}',
             "state file {path} ignored: written for account 'other', not 'acme'",
@@ -97,8 +100,8 @@ def test_a_corrupt_state_file_is_reported_and_ignored(
         assert any(r.path.endswith("/jobs/1") for r in sim.requests)
     finally:
         app.stop()
-    # Rewritten whole once a cycle has seen the final jobs.
-    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2"]
+    # Rewritten whole once a cycle has seen the jobs.
+    assert sorted(json.loads(state.read_text())["jobs"]) == ["1", "2", "3"]
 
 
 def test_a_missing_state_file_is_created(
@@ -109,9 +112,7 @@ def test_a_missing_state_file_is_created(
     with caplog.at_level(logging.INFO, logger="exporter"):
         app = run_until_ready(sim, [1, 2, 3], state)
     app.stop()
-    assert (
-        f"state file {state} does not exist yet; it is written when a watched job finishes" in caplog.messages
-    )
+    assert f"state file {state} does not exist yet; it is written after the first refresh" in caplog.messages
     assert json.loads(state.read_text())["account_id"] == "acme"
 
 
@@ -131,3 +132,113 @@ def test_the_first_refresh_is_spread_inside_the_budget(sim: Simulator) -> None:
         assert len([r for r in sim.requests if r.endpoint == "get_job"]) < 120
     finally:
         app.stop()
+
+
+def v1_job(job_id: int, status: str, finished: float, runtime: float) -> dict[str, Any]:
+    """A job as version 1 wrote it (every field of `Job`, the status as text)."""
+    return {
+        "id": job_id,
+        "status": status,
+        "raw_status": status,
+        "progress": 1.0 if status == "completed" else 0.0,
+        "runtime_seconds": runtime,
+        "outputs": [{"id": 5, "name": "done", "records_count": 123}],
+        "package_id": 434,
+        "package_name": "orders",
+        "started_at": finished - runtime,
+        "updated_at": finished,
+        "created_at": finished - runtime,
+        "finished_at": finished,
+        "errors": "boom" if status == "failed" else "",
+        "unusable": [],
+    }
+
+
+def test_a_version_1_file_is_read_and_rewritten_as_version_2(sim: Simulator, tmp_path: Path) -> None:
+    add_jobs(sim)
+    state = tmp_path / "state.json"
+    version_1 = {
+        "version": 1,
+        "account_id": "acme",
+        "jobs": {
+            "1": {"job": v1_job(1, "completed", 1_764_000_000.0, 60.0), "last_success": 1_764_000_100.0},
+            "2": {"job": v1_job(2, "failed", 1_764_000_500.0, 30.0), "last_success": 1_764_000_600.0},
+        },
+    }
+    state.write_text(json.dumps(version_1))
+    app = run_until_ready(sim, [1, 2, 3], state)
+    try:
+        metrics = scrape(app)
+        assert [r.path for r in sim.requests if r.path.endswith(("/jobs/1", "/jobs/2"))] == []
+        assert metrics.get("integrateio_job_last_success_timestamp_seconds", job_id="1") == 1_764_000_100.0
+        # The packages, which version 1 did not keep, are rebuilt from its jobs.
+        assert metrics.get("integrateio_package_last_job_status", package_id="434", status="failed") == 1.0
+        assert metrics.get("integrateio_package_last_success_timestamp_seconds", package_id="434") == 1.764e9
+        assert (
+            metrics.get("integrateio_package_last_failure_timestamp_seconds", package_id="434")
+            == 1_764_000_500.0
+        )
+        assert metrics.get("integrateio_package_typical_duration_seconds", package_id="434") is None  # 1 run
+        wait_until(
+            lambda: json.loads(state.read_text())["version"] == 2, 5, "the file rewritten as version 2"
+        )
+    finally:
+        app.stop()
+    package = json.loads(state.read_text())["packages"]["434"]
+    # Each run as [job id, status, started, finished, runtime].
+    assert package["history"] == [
+        [1, "completed", 1_764_000_000.0 - 60.0, 1_764_000_000.0, 60.0],
+        [2, "failed", 1_764_000_500.0 - 30.0, 1_764_000_500.0, 30.0],
+    ]
+    assert (package["name"], package["last_run"]["id"], package["last_success"]) == ("orders", 2, 1.764e9)
+
+
+WRITE_UNDER_A_SIZE_LIMIT = """
+import logging, os, resource, signal, sys
+from exporter.model import Job, JobStatus
+from exporter.state import SavedState, save_state
+
+logging.basicConfig(format="%(message)s")
+path = sys.argv[1]
+
+def jobs(count):
+    job = lambda i: Job(i, JobStatus.COMPLETED, "completed", finished_at=1.0)
+    return SavedState(jobs={i: (job(i), 2.0) for i in range(1, count + 1)})
+
+assert save_state(path, "acme", jobs(1))
+# From here on no file of this process may grow past the state file's size: the next, larger write fails with
+# EFBIG half-way through (SIGXFSZ ignored, so the write returns the error instead of killing the process).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path), resource.RLIM_INFINITY))
+print(save_state(path, "acme", jobs(200)))
+"""
+
+
+def test_a_write_that_fails_half_way_leaves_the_previous_file_intact(tmp_path: Path) -> None:
+    """A real failed write, not a mock: the kernel's file size limit (RLIMIT_FSIZE), as a full disk would."""
+    state = tmp_path / "state.json"
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_A_SIZE_LIMIT, str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == "False\n"
+    assert done.stderr == f"state file {state} not written: File too large\n"
+    assert list(json.loads(state.read_text())["jobs"]) == ["1"]
+    assert [path.name for path in tmp_path.iterdir()] == ["state.json"]  # the temporary file is gone
+
+
+def test_a_temporary_file_a_killed_process_left_is_removed_at_start(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_jobs(sim)
+    state = tmp_path / "state.json"
+    leftover = tmp_path / ".state.json.k1ll3d.tmp"
+    leftover.write_text('{"version": 2, "acc')
+    with caplog.at_level(logging.INFO, logger="exporter"):
+        app = run_until_ready(sim, [1, 2, 3], state)
+    app.stop()
+    assert not leftover.exists()
+    assert f"state file {state}: removed {leftover.name}, left by an interrupted write" in caplog.messages

@@ -8,7 +8,7 @@ pages are refreshed by them for free, so the jobs task skips them in the same cy
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from exporter.cache import JobCache
 from exporter.client import ApiError
@@ -67,16 +67,42 @@ class DiscoveryTask:
                 len(gone),
                 discovery.config.max_age_seconds,
             )
-        static = set(self._static)
-        self._cache.set_watched([*self._static, *(i for i in discovery.job_ids if i not in static)])
+        self._cache.set_watched(self.watched())
         self._recorder.store(refreshed)
         self._cache.update_exporter(
             discovered_jobs=len(discovery.job_ids), discovery_dropped=discovery.dropped_total
         )
         cycle.refreshed.update(job.id for job in refreshed)
 
+    def watched(self) -> list[int]:
+        """The configured jobs, then the followed runs that are not among them."""
+        static = set(self._static)
+        return [*self._static, *(i for i in self._discovery.job_ids if i not in static)]
+
+    @property
+    def followed(self) -> dict[int, float]:
+        """The runs followed now, id → creation time (for the state file)."""
+        return self._discovery.followed
+
+    def adopt(self, runs: Mapping[int, float], package_of: Callable[[int], int | None]) -> None:
+        """Follow runs a restart (the state file) or a reload (the previous task) hands over; `package_of` says
+        which package a run belongs to, as far as known. See `Discovery.adopt`."""
+        self._discovery.adopt(runs, package_of)
+        self._cache.update_exporter(discovered_jobs=len(self._discovery.job_ids))
+
+    def take_over(self, previous: DiscoveryTask) -> None:
+        """Continue where the task of the previous configuration stopped (SIGHUP): its followed runs, and its
+        count of turned-away runs, which is a counter and must not go back to zero."""
+        self._discovery.dropped_total = previous._discovery.dropped_total
+        self.adopt(previous.followed, self._package_of)
+
     def next_cost(self, cycle: Cycle) -> Cost:
         return Cost(credits=len(self._discovery.config.package_ids), jobs=len(cycle.refreshed))
+
+    def _package_of(self, job_id: int) -> int | None:
+        """The package of a watched run, from its last values."""
+        state = self._cache.get(job_id)
+        return None if state is None or state.job is None else state.job.package_id
 
     def _final_since(self, job_id: int) -> float | None:
         """When a watched job finished (its finish time, else when we saw it final); None while it is not final."""
