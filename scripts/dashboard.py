@@ -499,7 +499,6 @@ def drill_down() -> list[dict[str, Any]]:
 
 
 def exporter_health() -> list[dict[str, Any]]:
-    process = {"account": False}
     return [
         row("Exporter health"),
         timeseries(
@@ -612,12 +611,12 @@ def exporter_health() -> list[dict[str, Any]]:
             "Each exporter's version, and whether its last configuration load succeeded.",
             [
                 target(
-                    f"max by (job, instance, version, python_version) ({sel('integrateio_exporter_build_info', **process)})",
+                    f"max by (job, instance, version, python_version) ({sel('integrateio_exporter_build_info', account=False)})",
                     ref="A",
                     table=True,
                 ),
                 target(
-                    f"max by (job, instance) ({sel('integrateio_config_last_reload_success', **process)})",
+                    f"min by (job, instance) ({sel('integrateio_config_last_reload_success')})",
                     ref="B",
                     table=True,
                 ),
