@@ -22,14 +22,13 @@ import requests
 import yaml
 
 from tests.support import free_port, wait_until
-from tests.test_rules import (
+from tests.test_dashboard import (
     DASHBOARD,
-    RULES,
-    all_promql_expressions,
+    dashboard_expressions,
     load_dashboard,
-    load_rules,
     substitute_grafana_variables,
 )
+from tests.test_rules import all_promql_expressions, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -264,9 +263,9 @@ def translate_label_values(query: str) -> tuple[str, str]:
 def shipped_expressions() -> list[Expression]:
     """Every PromQL expression of the rule file and the dashboard.
 
-    Rules and panel queries come from tests/test_rules.py's `all_promql_expressions()` (one definition of
-    "every expression" and of how Grafana's variables are substituted); the dashboard's query variables, which
-    it leaves out, are added here.
+    Rules come from tests/test_rules.py's `all_promql_expressions()`, panel queries from tests/test_dashboard.py's
+    `dashboard_expressions()` with Grafana's variables substituted as "All" there; the dashboard's query
+    variables are added here.
     """
     kinds = {
         rule.get("alert") or rule.get("record"): "alert" if "alert" in rule else "record"
@@ -275,11 +274,10 @@ def shipped_expressions() -> list[Expression]:
     }
     found = []
     for where, expr in all_promql_expressions():
-        if where.startswith(f"{RULES.name}:"):
-            name = where.rsplit("/", 1)[-1]
-            found.append(Expression(kinds[name], where, expr, name=name))
-        else:
-            found.append(Expression("panel", where, expr))
+        name = where.rsplit("/", 1)[-1]
+        found.append(Expression(kinds[name], where, expr, name=name))
+    for where, expr in dashboard_expressions():
+        found.append(Expression("panel", where, substitute_grafana_variables(expr)))
     for variable in load_dashboard().get("templating", {}).get("list", []):
         query = variable.get("query")
         if isinstance(query, dict):
