@@ -287,7 +287,7 @@ def overview() -> list[dict[str, Any]]:
             f"count({selected(in_status(WAITING))}) or vector(0)",
         ),
         stat(
-            "Failed jobs",
+            "Failed",
             "Watched jobs whose status is failed.",
             f"count({selected(in_status('failed'))}) or vector(0)",
             color={"mode": "thresholds"},
@@ -297,7 +297,7 @@ def overview() -> list[dict[str, Any]]:
             },
         ),
         stat(
-            "Failing packages",
+            "Packages failing",
             "Packages whose last finished run failed (newer than their last success), over all shards.",
             f"count({FAILING_PACKAGES}) or vector(0)",
             color={"mode": "thresholds"},
@@ -539,7 +539,7 @@ def exporter_health() -> list[dict[str, Any]]:
             w=8,
         ),
         timeseries(
-            "Age of data",
+            "Age of data per exporter",
             "Per exporter: time since its oldest job was refreshed, and since every job was refreshed in one cycle.",
             [
                 target(

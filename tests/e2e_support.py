@@ -1,6 +1,7 @@
-"""Helpers for tests/test_e2e.py: real binaries, processes on loopback, a webhook receiver, PromQL extraction.
+"""Helpers for tests/test_e2e.py and tests/test_dashboard_e2e.py: real binaries, processes on loopback, a webhook
+receiver, PromQL extraction.
 
-Nothing here knows the scenario; test_e2e.py wires the pieces together. Every started thing has a `stop()`, and
+Nothing here knows the scenario; the test files wire the pieces together. Every started thing has a `stop()`, and
 `start_service` hands it to the caller's cleanup before waiting for readiness, so a failed start still cleans up.
 """
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -135,6 +137,36 @@ def start_service(
             last = exited
     assert last is not None
     raise AssertionError(str(last))
+
+
+def start_exporter(
+    name: str,
+    config: Path,
+    flags: list[str],
+    keys: dict[str, str],
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+    timeout: float = 30.0,
+) -> Service:
+    """`python -m exporter` on a free port, ready once it has refreshed every watched job (/readyz)."""
+    return start_service(
+        name,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+        ],
+        "/readyz",
+        workdir,
+        register,
+        env={**os.environ, **keys},
+        timeout=timeout,
+    )
 
 
 # -- webhook receiver -------------------------------------------------------------------------------------------

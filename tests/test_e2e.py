@@ -29,12 +29,10 @@ Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, 
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -54,6 +52,7 @@ from tests.e2e_support import (
     prom_rules,
     selectors,
     shipped_expressions,
+    start_exporter,
     start_service,
     write_yaml,
 )
@@ -107,35 +106,6 @@ class Stack:
     def has_data(self, expr: str) -> bool:
         answer = self.query(expr)
         return answer.get("status") == "success" and bool(answer["data"]["result"])
-
-
-def start_exporter(
-    name: str,
-    config: Path,
-    flags: list[str],
-    keys: dict[str, str],
-    workdir: Path,
-    register: Callable[[Callable[[], None]], Any],
-) -> Service:
-    """`python -m exporter` on a free port, ready once it has refreshed every watched job (/readyz)."""
-    return start_service(
-        name,
-        lambda port: [
-            sys.executable,
-            "-m",
-            "exporter",
-            "--config",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            *flags,
-        ],
-        "/readyz",
-        workdir,
-        register,
-        env={**os.environ, **keys},
-        timeout=STARTUP_TIMEOUT,
-    )
 
 
 @pytest.fixture(scope="module")
