@@ -8,16 +8,21 @@ query against a real Prometheus.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
+import pytest
 import yaml
 
 from exporter.metrics import FAMILIES, Scope
+from tests.test_helm import CHART, FULL, MINIMAL, MULTI_ACCOUNT, NAMESPACE, RELEASE, with_changes
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "helm/integrateio-exporter/files/integrateio-dashboard.json"
@@ -374,3 +379,84 @@ def test_descriptions_name_no_alert() -> None:
     """Alerts are named in the rule file only (they get renamed): a panel says what it shows, not what pages."""
     for panel in dashboard_panels(load_dashboard()):
         assert not re.search(r"Integrateio[A-Z]\w+", json.dumps(panel)), panel["title"]
+
+
+# --- the chart's copy: one per release ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+def dashboard_config_map(
+    chart: helm.Chart, values: dict[str, Any], release: str = RELEASE, namespace: str = NAMESPACE
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dashboard ConfigMap of a release, and the dashboard in it."""
+    rendered = chart.render(copy.deepcopy(values), name=release, namespace=namespace)
+    (config_map,) = [
+        yaml.safe_load(text) for path, text in rendered.items() if path.endswith("/dashboard-configmap.yaml")
+    ]
+    assert config_map["metadata"]["name"] == f"{release}-integrateio-exporter-dashboard"
+    return config_map, json.loads(config_map["data"]["integrateio-dashboard.json"])
+
+
+def test_chart_ships_the_dashboard_for_the_sidecar(chart: helm.Chart) -> None:
+    """The ConfigMap carries the sidecar's label and folder annotation, and the generated dashboard with only its
+    uid, its title and the account id of its links made the release's own."""
+    config_map, dashboard = dashboard_config_map(chart, FULL)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Integrate.io"}
+    assert config_map["metadata"]["namespace"] == NAMESPACE
+    shipped = load_dashboard()
+    link_account = {"name": "link_account", "query": "acme", "current": {"text": "acme", "value": "acme"}}
+    for variable in shipped["templating"]["list"]:
+        if variable["name"] == "link_account":
+            variable.update(link_account)
+    assert dashboard == {**shipped, "uid": dashboard["uid"], "title": "Integrate.io jobs (monitoring/prod)"}
+
+    custom = with_changes(
+        MINIMAL,
+        grafanaDashboard={
+            "enabled": True,
+            "label": "dashboards",
+            "labelValue": "grafana",
+            "namespace": "grafana",
+        },
+    )
+    relabelled, _ = dashboard_config_map(chart, custom)
+    assert relabelled["metadata"]["labels"]["dashboards"] == "grafana"
+    assert "grafana_dashboard" not in relabelled["metadata"]["labels"]
+    assert relabelled["metadata"]["namespace"] == "grafana"
+
+
+def test_two_releases_never_share_a_uid_or_a_title(chart: helm.Chart) -> None:
+    """Grafana keeps one dashboard per uid (a second release would overwrite the first) and refuses two of one
+    title in a folder: both derive from the release's namespace and name unless set."""
+    releases = [("prod", "monitoring"), ("prod", "staging"), ("staging", "monitoring")]
+    found = [dashboard_config_map(chart, FULL, release, namespace)[1] for release, namespace in releases]
+    uids = [dashboard["uid"] for dashboard in found]
+    assert len(set(uids)) == len(releases)
+    assert all(re.fullmatch(r"integrateio-[0-9a-f]{12}", uid) for uid in uids), uids
+    assert [dashboard["title"] for dashboard in found] == [
+        "Integrate.io jobs (monitoring/prod)",
+        "Integrate.io jobs (staging/prod)",
+        "Integrate.io jobs (monitoring/staging)",
+    ]
+    again = dashboard_config_map(chart, FULL, "prod", "monitoring")[1]
+    assert again["uid"] == uids[0]  # stable across upgrades: Grafana keeps the same dashboard
+    chosen = with_changes(FULL, grafanaDashboard__uid="etl-jobs", grafanaDashboard__title="ETL")
+    dashboard = dashboard_config_map(chart, chosen)[1]
+    assert (dashboard["uid"], dashboard["title"]) == ("etl-jobs", "ETL")
+    with pytest.raises(helm.HelmValuesError, match="/grafanaDashboard/uid"):
+        chart.render(with_changes(FULL, grafanaDashboard__uid="x" * 41), name=RELEASE, namespace=NAMESPACE)
+
+
+def test_several_accounts_keep_the_links_account_empty(chart: helm.Chart) -> None:
+    """With `accounts:` every series has its account label, which the links use; no single id is set."""
+    values = with_changes(MULTI_ACCOUNT, grafanaDashboard={"enabled": True})
+    (variable,) = [
+        v for v in dashboard_config_map(chart, values)[1]["templating"]["list"] if v["name"] == "link_account"
+    ]
+    assert (variable["query"], variable["current"]) == ("", {"text": "", "value": ""})
