@@ -58,8 +58,9 @@ def sel(metric: str, *matchers: str, account: bool = True) -> str:
     return f"{metric}{{{', '.join([*SCOPE, *([ACCOUNT] if account else []), *matchers])}}}"
 
 
-SELECTED_JOBS = sel("integrateio_job_info", 'package_name=~"$package"', 'job_id=~"$job_id"')
 CHOSEN_PACKAGE = 'package_name=~"$package"'
+CHOSEN_JOB = 'job_id=~"$job_id"'
+SELECTED_JOBS = sel("integrateio_job_info", CHOSEN_PACKAGE, CHOSEN_JOB)
 SELECTED_PACKAGES = (
     f"max by ({PACKAGE_KEY}, package_name) ({sel('integrateio_package_info', CHOSEN_PACKAGE)})"
 )
@@ -74,6 +75,15 @@ def in_status(statuses: str) -> str:
 def selected(expr: str, labels: str = "package_id, package_name") -> str:
     """`expr` (job series) kept for the jobs of the chosen packages and jobs, with their package labels."""
     return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {SELECTED_JOBS}"
+
+
+def with_package_if_known(expr: str) -> str:
+    """`expr` (job series of the chosen jobs) with their package labels where the exporter knows the package, and
+    without where it does not (a job the API never answered for): for the exporter's health, not by package."""
+    return (
+        f"({expr}) * on ({JOB_KEY}) group_left (package_id, package_name) {sel('integrateio_job_info')} "
+        f"or on ({JOB_KEY}) ({expr})"
+    )
 
 
 def unfinished(expr: str) -> str:
@@ -105,10 +115,12 @@ RUNNING_RUNTIME = selected(
     f"{sel('integrateio_job_runtime_seconds')} and on ({JOB_KEY}) {in_status('running')}"
 )
 NOT_FINAL_STATUS = sel("integrateio_job_status", f'status=~"{NOT_FINAL}"')
+# Jobs not finished whose progress did not move in the window, among those already watched when it began.
 STUCK = selected(
     f"{sel('integrateio_job_runtime_seconds')} * on ({JOB_KEY}) group_left (status) "
     f"({NOT_FINAL_STATUS} == 1) unless on ({JOB_KEY}) "
-    f"changes({sel('integrateio_job_progress_ratio')}[$stuck]) > 0"
+    f"changes({sel('integrateio_job_progress_ratio')}[$stuck]) > 0 "
+    f"and on ({JOB_KEY}) {sel('integrateio_job_progress_ratio')} offset $stuck"
 )
 FAILED_JOBS = selected(
     f"{sel('integrateio_job_started_timestamp_seconds')} and on ({JOB_KEY}) {in_status('failed')} "
@@ -372,27 +384,7 @@ def problems() -> list[dict[str, Any]]:
             [target(with_link_account(f"topk($top, {FAILING_PACKAGES})"), table=True)],
             {"Value": ("failed at", "dateTimeAsIso")},
             "failed at",
-            w=12,
-        ),
-        table(
-            "Jobs with poll errors",
-            "Jobs whose refreshes failed in the time range, the most errors first (error classes: see the "
-            "README's metric table).",
-            [
-                target(
-                    with_link_account(
-                        "topk($top, "
-                        + selected(
-                            f"sum by ({JOB_KEY}) (increase({sel('integrateio_job_poll_errors_total')}[$__range])) > 0"
-                        )
-                        + ")"
-                    ),
-                    table=True,
-                )
-            ],
-            {"Value": ("errors", "short")},
-            "errors",
-            w=12,
+            w=24,
         ),
     ]
 
@@ -581,7 +573,7 @@ def exporter_health() -> list[dict[str, Any]]:
         ),
         timeseries(
             "Poll errors by class",
-            "Failed refreshes per second, by error class, over every job (the table above names the jobs).",
+            "Failed refreshes per second, by error class, over every job (the table beside it names the jobs).",
             [
                 target(
                     f"sum by (error) (rate({sel('integrateio_job_poll_errors_total')}[$__rate_interval]))",
@@ -590,6 +582,38 @@ def exporter_health() -> list[dict[str, Any]]:
             ],
             unit="reqps",
             w=8,
+        ),
+        table(
+            "Jobs failing to refresh",
+            "Jobs whose refreshes failed in the time range, the most errors first (error classes: see the README's "
+            "metric table), and jobs the API answers 404 for. Not narrowed by package: a job the API never "
+            "answered for has none.",
+            [
+                target(
+                    with_link_account(
+                        "topk($top, "
+                        + with_package_if_known(
+                            f"sum by ({JOB_KEY}) (increase({sel('integrateio_job_poll_errors_total', CHOSEN_JOB)}"
+                            "[$__range])) > 0"
+                        )
+                        + ")"
+                    ),
+                    ref="A",
+                    table=True,
+                ),
+                target(
+                    with_link_account(
+                        with_package_if_known(
+                            f"max by ({JOB_KEY}) ({sel('integrateio_job_missing', CHOSEN_JOB)} == 1)"
+                        )
+                    ),
+                    ref="B",
+                    table=True,
+                ),
+            ],
+            {"Value #A": ("errors", "short"), "Value #B": ("missing (404)", "short")},
+            "errors",
+            w=16,
         ),
         timeseries(
             "Discovery",
@@ -634,7 +658,7 @@ def exporter_health() -> list[dict[str, Any]]:
             ],
             fieldConfig={"defaults": {}, "overrides": []},
             options={"showHeader": True},
-            gridPos={"w": 8, "h": 8},
+            gridPos={"w": 16, "h": 8},
         ),
     ]
 

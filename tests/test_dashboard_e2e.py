@@ -9,6 +9,7 @@ Two exporters in two scrape jobs, so that the scope variables have something to 
   job 304 completed (runtime 600 s). Package nightly_orders (32): job 302 failed, job 305 completed before it.
   Package weekly_rollup (33): job 303 queued, its progress never moves, and once Prometheus has scraped it
   its next three refreshes answer HTTP 500.
+  Job 309 is watched but unknown to the API (404: missing, no package).
 - "integrateio-accounts": `accounts:` with globex (every series has `account="globex"`), no cluster or namespace
   label, discovery of package globex_sync (41): job 401 running, job 402 failed.
 
@@ -57,7 +58,8 @@ ACCOUNTS_JOB = "integrateio-accounts"
 CLUSTER = "eu-1"
 NAMESPACE = "etl"
 
-ACME_JOBS = {301, 302, 303, 304, 305}
+ACME_JOBS = {301, 302, 303, 304, 305}  # known to the API
+MISSING_JOB = 309
 GLOBEX_JOBS = {401, 402}
 PACKAGES = {31: "hourly_events", 32: "nightly_orders", 33: "weekly_rollup"}
 
@@ -129,7 +131,7 @@ def stack() -> Iterator[Stack]:
                 workdir / "acme.yml",
                 {
                     "api": {"account_id": "acme", "base_url": sim.base_url, "timeout_seconds": 2},
-                    "jobs": sorted(ACME_JOBS),
+                    "jobs": sorted(ACME_JOBS | {MISSING_JOB}),
                     "polling": {"interval_seconds": 1},
                 },
             ),
@@ -217,6 +219,7 @@ def stack() -> Iterator[Stack]:
             'changes(integrateio_job_progress_ratio{job_id="401"}[1h]) > 0',
             'integrateio_job_status{job_id="402", status="failed"} == 1',
             'integrateio_package_last_failure_timestamp_seconds{package_id="32"}',
+            'integrateio_job_progress_ratio{job_id="303"} offset 10s',  # watched for the whole Stuck window
         ):
             wait_until(partial(stack.has_data, expr), WARMUP_TIMEOUT, f"Prometheus to store {expr}")
         yield stack
@@ -308,7 +311,6 @@ def test_problem_tables(stack: Stack) -> None:
         ("acme", "nightly_orders"),
         ("globex", "globex_sync"),
     }
-    assert job_ids(run(stack, "Jobs with poll errors")) == {303}
 
 
 def test_aggregates_have_one_series_per_status_or_package(stack: Stack) -> None:
@@ -360,3 +362,18 @@ def test_scope_variables_narrow_and_all_keeps_unlabelled_series(stack: Stack) ->
     assert scalar(stack, "Packages failing", account="globex") == 1
     exporters = {s["metric"]["job"] for s in run(stack, "Exporters", "B")}
     assert exporters == {SCRAPE_JOB, ACCOUNTS_JOB}
+
+
+def test_jobs_failing_to_refresh_include_those_without_a_package(stack: Stack) -> None:
+    """Job 303's refreshes failed (HTTP 500) and job 309 is missing (404, so no package is known): the health
+    table lists both, 303 with its package."""
+    errors = run(stack, "Jobs failing to refresh", "A")
+    packages = {int(s["metric"]["job_id"]): s["metric"].get("package_name") for s in errors}
+    assert packages == {303: "weekly_rollup"}  # a 404 is no failed refresh: the job is shown as missing
+    (missing,) = run(stack, "Jobs failing to refresh", "B")
+    assert (missing["metric"]["job_id"], missing["metric"]["account"], float(missing["value"][1])) == (
+        str(MISSING_JOB),
+        "acme",
+        1.0,
+    )
+    assert "package_name" not in missing["metric"]
