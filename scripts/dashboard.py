@@ -105,7 +105,10 @@ FAILURE = newest("integrateio_package_last_failure_timestamp_seconds")
 SUCCESS = newest("integrateio_package_last_success_timestamp_seconds")
 # Packages whose last finished run failed, valued by when it failed: a failure newer than the last success,
 # or a failure and no success at all.
-FAILING_PACKAGES = f"({FAILURE} > ({SUCCESS} or {FAILURE} * 0)) * on ({PACKAGE_KEY}) group_left (package_name) {SELECTED_PACKAGES}"
+FAILING_PACKAGES = (
+    f"({FAILURE} > ({SUCCESS} or {FAILURE} * 0)) "
+    f"* on ({PACKAGE_KEY}) group_left (package_name) {SELECTED_PACKAGES}"
+)
 # The usual runtime of a package: the mean of its completed runs the exporter watches.
 USUAL_RUNTIME = (
     f"avg by ({PACKAGE_KEY}) ({sel('integrateio_job_runtime_seconds')} * on ({JOB_KEY}) group_left (package_id) "
@@ -122,6 +125,7 @@ STUCK = selected(
     f"changes({sel('integrateio_job_progress_ratio')}[$stuck]) > 0 "
     f"and on ({JOB_KEY}) {sel('integrateio_job_progress_ratio')} offset $stuck"
 )
+# Failed jobs valued by when they started (0 for one that failed before it started).
 FAILED_JOBS = selected(
     f"{sel('integrateio_job_started_timestamp_seconds')} and on ({JOB_KEY}) {in_status('failed')} "
     f"or on ({JOB_KEY}) {in_status('failed')} * 0"
@@ -244,8 +248,8 @@ def table(
     `job_id` links to the run in Integrate.io and drills down; `package_name` to the package likewise.
     """
     overrides = [
-        override("job_id", links=job_links(), displayName="job"),
-        override("package_name", links=package_links(), displayName="package"),
+        override("job_id", links=job_links()),
+        override("package_name", links=package_links()),
     ]
     renames: dict[str, str] = {}
     for field, (name, unit) in values.items():
@@ -532,10 +536,12 @@ def exporter_health() -> list[dict[str, Any]]:
         ),
         timeseries(
             "Age of data per exporter",
-            "Per exporter: time since its oldest job was refreshed, and since every job was refreshed in one cycle.",
+            "Per exporter: time since its oldest job was refreshed, and since it refreshed every job in one "
+            "cycle.",
             [
                 target(
-                    f"max by (job, instance, account) (time() - {sel('integrateio_job_last_success_timestamp_seconds')})",
+                    "max by (job, instance, account) "
+                    f"(time() - {sel('integrateio_job_last_success_timestamp_seconds')})",
                     "oldest job {{instance}} {{account}}",
                     "A",
                 ),
@@ -635,7 +641,8 @@ def exporter_health() -> list[dict[str, Any]]:
             "Each exporter's version, and whether its last configuration load succeeded.",
             [
                 target(
-                    f"max by (job, instance, version, python_version) ({sel('integrateio_exporter_build_info', account=False)})",
+                    "max by (job, instance, version, python_version) "
+                    f"({sel('integrateio_exporter_build_info', account=False)})",
                     ref="A",
                     table=True,
                 ),
