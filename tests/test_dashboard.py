@@ -306,8 +306,8 @@ def test_layout_and_datasources() -> None:
 
 
 def test_no_time_series_draws_a_finished_job() -> None:
-    """A graph with one line per job keeps only jobs not finished; every other graph aggregates the jobs away
-    (no job_id in its legend, and its outermost function is an aggregation)."""
+    """A graph with one line per job keeps only jobs not finished, and the top $top of them; every other graph
+    aggregates the jobs away (no job_id in its legend, and its outermost function is an aggregation)."""
     per_job = 0
     for panel in dashboard_panels(load_dashboard()):
         if panel["type"] != "timeseries":
@@ -315,6 +315,7 @@ def test_no_time_series_draws_a_finished_job() -> None:
         for target in panel["targets"]:
             expr = target["expr"]
             if "{{job_id}}" in target["legendFormat"]:
+                assert expr.startswith("topk($top, "), panel["title"]
                 assert f'status=~"{NOT_FINAL}"}}) == 1' in expr or f'status=~"{NOT_FINAL}"}} == 1' in expr, (
                     panel["title"]
                 )

@@ -377,3 +377,126 @@ def test_jobs_failing_to_refresh_include_those_without_a_package(stack: Stack) -
         1.0,
     )
     assert "package_name" not in missing["metric"]
+
+
+# -- 5,000 jobs ------------------------------------------------------------------------------------------------
+
+CROWD_JOBS = 5000
+CROWD_PACKAGES = 200
+
+
+def crowd_status(index: int) -> str:
+    """A mix with 100 failed, 280 running and 40 queued runs; the rest completed."""
+    if index % 50 == 0:
+        return "failed"
+    if index % 17 == 0:
+        return "running"
+    if index % 97 == 0:
+        return "queued"
+    return "completed"
+
+
+@pytest.fixture(scope="module")
+def crowd() -> Iterator[Stack]:
+    """One exporter watching 5,000 jobs of 200 packages (about 92,000 series), scraped every 5 s."""
+    binaries = require_tools("prometheus")
+    with ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="integrateio-dashboard-crowd-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        now = int(time.time())
+        sim = Simulator(account_id="acme", api_key=API_KEY, credits=100_000, window_seconds=3600.0)
+        sim.start()
+        cleanup.callback(sim.stop)
+        for index in range(CROWD_JOBS):
+            status = crowd_status(index)
+            final = status in ("failed", "completed")
+            sim.add_job(
+                SimJob(
+                    id=10_000 + index,
+                    status=status,
+                    progress=0.5 if status == "running" else None,
+                    runtime_in_seconds=600 + index % 300 if final else 0,
+                    created_at=now - 7200 - index if final else None,
+                    package_id=index % CROWD_PACKAGES,
+                    package_name=f"pkg_{index % CROWD_PACKAGES}",
+                    outputs=[SimOutput(id=index, name="out", records_count=index)],
+                )
+            )
+        exporter = start_exporter(
+            "exporter-crowd",
+            write_yaml(
+                workdir / "crowd.yml",
+                {
+                    "api": {"account_id": "acme", "base_url": sim.base_url},
+                    "jobs": [10_000 + index for index in range(CROWD_JOBS)],
+                    "rate_limit": {"credits": 100_000},
+                },
+            ),
+            [],
+            {API_KEY_ENV: API_KEY},
+            workdir,
+            cleanup.callback,
+            timeout=120.0,
+        )
+        prom_config = write_yaml(
+            workdir / "prometheus.yml",
+            {
+                "global": {"scrape_interval": "5s", "scrape_timeout": "5s"},
+                "scrape_configs": [
+                    {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
+                ],
+            },
+        )
+        prometheus = start_service(
+            "prometheus-crowd",
+            lambda port: [
+                binaries["prometheus"],
+                f"--config.file={prom_config}",
+                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            "/-/ready",
+            workdir,
+            cleanup.callback,
+        )
+        stack = Stack(sim, [exporter], prometheus)
+        # three scrapes (10 s): the Stuck window's offset finds the series
+        ready = f'count_over_time(up{{job="{SCRAPE_JOB}"}}[1m]) >= 3 and up == 1'
+        wait_until(partial(stack.has_data, ready), 120.0, f"Prometheus to store {ready}")
+        yield stack
+
+
+def test_at_5000_jobs_every_panel_but_the_job_list_stays_small(crowd: Stack) -> None:
+    """With every variable on All, each panel of the overview, problems, activity and health rows returns at
+    most $top (10) series, or one per status; so do the per-job graphs. Only the Jobs table (and the Job
+    variable's list) holds one row per job: it is a table to sort and filter, meant for a chosen package."""
+    sizes = {}
+    for expression in DASHBOARD_EXPRESSIONS:
+        sizes[expression.where.split(": ", 1)[-1]] = len(crowd.query(expression.promql))
+    unbounded = {where for where, size in sizes.items() if size > 10}
+    assert unbounded == {
+        "panel 'Jobs' query A",
+        "panel 'Jobs' query B",
+        "panel 'Jobs' query C",
+        "variable 'package'",
+        "variable 'job_id'",
+    }, sizes
+    assert sizes["panel 'Jobs' query A"] == CROWD_JOBS
+    assert sizes["variable 'package'"] == CROWD_PACKAGES
+    for title in ("Failed jobs", "Stuck jobs", "Slowest running jobs", "Records per package"):
+        assert sizes[f"panel {title!r} query A"] == 10, title
+    for title in ("Progress of unfinished jobs", "Runtime of unfinished jobs"):
+        assert sizes[f"panel {title!r} query A"] == 10, title
+    by_status = {s["metric"]["status"]: float(s["value"][1]) for s in run(crowd, "Jobs by status")}
+    expected = {status: 0.0 for status in ("failed", "running", "queued", "completed")}
+    for index in range(CROWD_JOBS):
+        expected[crowd_status(index)] += 1
+    assert by_status == expected
+    assert scalar(crowd, "Watched jobs") == CROWD_JOBS
+
+
+def test_at_5000_jobs_a_package_narrows_the_drill_down(crowd: Stack) -> None:
+    chosen = {"package": "pkg_7"}
+    expected = {10_000 + index for index in range(7, CROWD_JOBS, CROWD_PACKAGES)}
+    assert {int(job) for job in offered(crowd, "job_id", **chosen)} == expected
+    assert job_ids(run(crowd, "Jobs", **chosen)) == expected
