@@ -169,6 +169,28 @@ def start_exporter(
     )
 
 
+def start_prometheus(
+    binary: str,
+    config: Path,
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+    name: str = "prometheus",
+) -> Service:
+    """Prometheus with `config` on a free port, its data under `workdir`, ready once /-/ready answers 200."""
+    return start_service(
+        name,
+        lambda port: [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / f'{name}-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        "/-/ready",
+        workdir,
+        register,
+    )
+
+
 # -- webhook receiver -------------------------------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ from tests.e2e_support import (
     prom_query,
     shipped_expressions,
     start_exporter,
-    start_service,
+    start_prometheus,
     translate_label_values,
     write_yaml,
 )
@@ -195,18 +195,7 @@ def stack() -> Iterator[Stack]:
                 ],
             },
         )
-        prometheus = start_service(
-            "prometheus",
-            lambda port: [
-                binaries["prometheus"],
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-        )
+        prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         stack = Stack(sim, [acme, globex], prometheus)
         scraped = f'integrateio_job_status{{job="{SCRAPE_JOB}", job_id="303", status="queued"}} == 1'
         wait_until(partial(stack.has_data, scraped), WARMUP_TIMEOUT, f"Prometheus to store {scraped}")
@@ -447,18 +436,7 @@ def crowd() -> Iterator[Stack]:
                 ],
             },
         )
-        prometheus = start_service(
-            "prometheus-crowd",
-            lambda port: [
-                binaries["prometheus"],
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-        )
+        prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         stack = Stack(sim, [exporter], prometheus)
         # three scrapes (10 s): the Stuck window's offset finds the series
         ready = f'count_over_time(up{{job="{SCRAPE_JOB}"}}[1m]) >= 3 and up == 1'
