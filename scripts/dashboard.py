@@ -8,16 +8,18 @@ filter, a panel that draws one line per job. Here every query is built from the 
 that keep it readable at 5,000 jobs hold by construction:
 
 - job series are always joined to `integrateio_job_info` narrowed by the Package and Job variables
-  (`selected_jobs`), so choosing a package filters every job panel even when Job is "All";
-- per-job time series only show jobs that are not finished (`unfinished`); finished jobs appear in tables
+  (`selected`), so choosing a package filters every job panel even when Job is "All" (`.*`); only the
+  exporter's health row, where a job may have no package yet, is not narrowed by package;
+- per-job time series only show the top $top jobs not finished (`unfinished`); finished jobs appear in tables
   and in aggregated series (counts by status, records per package), never as one line each;
 - problem tables are top-N (`$top`) and sorted by the value that makes them a problem;
 - every selector carries the scrape job, cluster and namespace variables (a label that is absent matches "All",
   `.*`), and every series of the exporter but its process-wide ones carries the account variable.
 
-Plain dictionaries, no library: grafanalib's last release is from January 2024 and the Grafana Foundation SDK
-is versioned with Grafana itself; the dashboard model used here (schemaVersion 39) is small and stable, and a
-reader sees the JSON it becomes. tests/test_dashboard.py runs `--check` and unit-tests the structure;
+Plain dictionaries, no library: both grafanalib and the Grafana Foundation SDK install from PyPI, but
+grafanalib's last release (0.7.1) is from January 2024, and the SDK's builds follow Grafana's own versions
+(10.1.0 as of writing) with generated builders; the dashboard model used here (schemaVersion 39) is small and
+stable, and a reader sees the JSON it becomes. tests/test_dashboard.py runs `--check` and unit-tests the structure;
 tests/test_dashboard_e2e.py runs every query against a real Prometheus scraping the exporter.
 """
 
@@ -35,8 +37,8 @@ OUTPUT = REPO / "helm/integrateio-exporter/files/integrateio-dashboard.json"
 UID = "integrateio-exporter"  # the chart replaces it (and the title) per release
 TITLE = "Integrate.io jobs"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-# Web UI address of a run, as the API's `html_url` has it (xplenty-api-doc-v2, resources/job.md and the
-# "Get Job Information" example): https://xplenty.com/<account id>/jobs/<job id>; packages likewise.
+# Web UI address of a run, as the API's `html_url` has it (xplenty-api-doc-v2: resources/job.md lists the field,
+# the job examples show https://xplenty.com/<account id>/jobs/<job id>, the package ones .../packages/<id>).
 WEB_URL = "https://xplenty.com"
 
 # Labels that identify one job's series (shards and exporters apart), and one package across the shards of a
