@@ -1,6 +1,7 @@
-"""Helpers for tests/test_e2e.py: real binaries, processes on loopback, a webhook receiver, PromQL extraction.
+"""Helpers for tests/test_e2e.py and tests/test_dashboard_e2e.py: real binaries, processes on loopback, a webhook
+receiver, PromQL extraction.
 
-Nothing here knows the scenario; test_e2e.py wires the pieces together. Every started thing has a `stop()`, and
+Nothing here knows the scenario; the test files wire the pieces together. Every started thing has a `stop()`, and
 `start_service` hands it to the caller's cleanup before waiting for readiness, so a failed start still cleans up.
 """
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,14 +24,13 @@ import requests
 import yaml
 
 from tests.support import free_port, wait_until
-from tests.test_rules import (
+from tests.test_dashboard import (
     DASHBOARD,
-    RULES,
-    all_promql_expressions,
+    dashboard_expressions,
     load_dashboard,
-    load_rules,
     substitute_grafana_variables,
 )
+from tests.test_rules import all_promql_expressions, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,6 +137,58 @@ def start_service(
             last = exited
     assert last is not None
     raise AssertionError(str(last))
+
+
+def start_exporter(
+    name: str,
+    config: Path,
+    flags: list[str],
+    keys: dict[str, str],
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+    timeout: float = 30.0,
+) -> Service:
+    """`python -m exporter` on a free port, ready once it has refreshed every watched job (/readyz)."""
+    return start_service(
+        name,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+        ],
+        "/readyz",
+        workdir,
+        register,
+        env={**os.environ, **keys},
+        timeout=timeout,
+    )
+
+
+def start_prometheus(
+    binary: str,
+    config: Path,
+    workdir: Path,
+    register: Callable[[Callable[[], None]], Any],
+    name: str = "prometheus",
+) -> Service:
+    """Prometheus with `config` on a free port, its data under `workdir`, ready once /-/ready answers 200."""
+    return start_service(
+        name,
+        lambda port: [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / f'{name}-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        "/-/ready",
+        workdir,
+        register,
+    )
 
 
 # -- webhook receiver -------------------------------------------------------------------------------------------
@@ -264,9 +317,9 @@ def translate_label_values(query: str) -> tuple[str, str]:
 def shipped_expressions() -> list[Expression]:
     """Every PromQL expression of the rule file and the dashboard.
 
-    Rules and panel queries come from tests/test_rules.py's `all_promql_expressions()` (one definition of
-    "every expression" and of how Grafana's variables are substituted); the dashboard's query variables, which
-    it leaves out, are added here.
+    Rules come from tests/test_rules.py's `all_promql_expressions()`, panel queries from tests/test_dashboard.py's
+    `dashboard_expressions()` with Grafana's variables substituted as "All" there; the dashboard's query
+    variables are added here.
     """
     kinds = {
         rule.get("alert") or rule.get("record"): "alert" if "alert" in rule else "record"
@@ -275,11 +328,10 @@ def shipped_expressions() -> list[Expression]:
     }
     found = []
     for where, expr in all_promql_expressions():
-        if where.startswith(f"{RULES.name}:"):
-            name = where.rsplit("/", 1)[-1]
-            found.append(Expression(kinds[name], where, expr, name=name))
-        else:
-            found.append(Expression("panel", where, expr))
+        name = where.rsplit("/", 1)[-1]
+        found.append(Expression(kinds[name], where, expr, name=name))
+    for where, expr in dashboard_expressions():
+        found.append(Expression("panel", where, substitute_grafana_variables(expr)))
     for variable in load_dashboard().get("templating", {}).get("list", []):
         query = variable.get("query")
         if isinstance(query, dict):

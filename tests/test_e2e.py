@@ -19,8 +19,9 @@ One module-scoped stack serves every test. Three exporters, in two scrape jobs:
   carries an `account` label, and the rules must keep the accounts apart. globex lists its job ids, initech
   finds them by discovery (`discover: {package_ids: [21]}`).
 
-The stack is handed to the tests once Prometheus has stored the failure and the poll errors, so every dashboard
-query has the data it is about, with and without the `account` label.
+The stack is handed to the tests once Prometheus has stored the failure and the poll errors, so every alert
+expression has the data it is about, with and without the `account` label. The dashboard's queries run against
+their own stack in tests/test_dashboard_e2e.py.
 
 Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, unless INTEGRATEIO_E2E_REQUIRED=1
 (CI), which turns a missing binary into a failure.
@@ -28,12 +29,10 @@ Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, 
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -53,11 +52,12 @@ from tests.e2e_support import (
     prom_rules,
     selectors,
     shipped_expressions,
+    start_exporter,
     start_service,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
-from tests.test_rules import RULES, dashboard_panels, load_dashboard, substitute_grafana_variables
+from tests.test_rules import RULES
 
 pytestmark = pytest.mark.e2e
 
@@ -106,35 +106,6 @@ class Stack:
     def has_data(self, expr: str) -> bool:
         answer = self.query(expr)
         return answer.get("status") == "success" and bool(answer["data"]["result"])
-
-
-def start_exporter(
-    name: str,
-    config: Path,
-    flags: list[str],
-    keys: dict[str, str],
-    workdir: Path,
-    register: Callable[[Callable[[], None]], Any],
-) -> Service:
-    """`python -m exporter` on a free port, ready once it has refreshed every watched job (/readyz)."""
-    return start_service(
-        name,
-        lambda port: [
-            sys.executable,
-            "-m",
-            "exporter",
-            "--config",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            *flags,
-        ],
-        "/readyz",
-        workdir,
-        register,
-        env={**os.environ, **keys},
-        timeout=STARTUP_TIMEOUT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +416,7 @@ def test_shards_split_the_jobs_and_share_the_credits(stack: Stack) -> None:
     assert limits == {int(5000 // len(SHARDS) * 0.9)}  # credits / COUNT, less the reserve of 10%
 
 
-# -- 2. every shipped PromQL expression works against the real Prometheus ----------------------------------------
+# -- 2. every alert expression works against the real Prometheus ----------------------------------------
 
 
 @pytest.mark.parametrize("expression", [e for e in EXPRESSIONS if e.kind == "alert"], ids=_id)
@@ -480,58 +451,6 @@ def test_alert_rule_evaluates_against_the_exporter(stack: Stack, expression: Exp
 
     empty = [selector for selector in selectors(expression.promql) if not stack.has_data(selector)]
     assert not empty, f"{expression.where}: these selectors match no series from the exporter: {empty}"
-
-
-@pytest.mark.parametrize("expression", [e for e in EXPRESSIONS if e.kind in ("panel", "variable")], ids=_id)
-def test_dashboard_query_returns_data(stack: Stack, expression: Expression) -> None:
-    """Every panel query and query variable of the dashboard parses and returns data once the exporter has
-    been scraped for a few seconds and job 102 has failed (needed by "Recent failures" and "Failed").
-
-    Grafana's variables are substituted as Grafana would for "All" (`.*`), its built-in windows by 1m/1h
-    (e2e_support.GRAFANA_BUILTINS), and `label_values(selector, label)` runs as `group by (label) (selector)`,
-    which must offer at least one value of the label (Grafana lists the non-empty ones: series without the
-    label, here the shards' without `account`, add none).
-    """
-    last: dict[str, Any] = {}
-
-    def result() -> list[dict[str, Any]] | None:
-        last.clear()
-        last.update(stack.query(expression.promql))
-        if last.get("status") != "success":
-            raise AssertionError(
-                f"{expression.where}: Prometheus rejects the query: {last.get('errorType')}: {last.get('error')}"
-                f"\nas sent: {expression.promql}"
-            )
-        series: list[dict[str, Any]] = last["data"]["result"]
-        return series or None
-
-    series = wait_until(
-        result,
-        QUERY_TIMEOUT,
-        lambda: f"{expression.where} to return data\nas sent: {expression.promql}\nlast answer: {last}",
-    )
-    if expression.label:
-        assert any(s["metric"].get(expression.label) for s in series), f"{expression.where}: {series}"
-
-
-def test_account_variable_narrows_the_panels_and_all_keeps_unlabelled_series(stack: Stack) -> None:
-    """The Account variable offers the accounts of `accounts:`; choosing one narrows a panel to it, and "All"
-    (`.*`) also matches the series of exporters without `accounts:`, which carry no `account` label."""
-    (variable,) = [e for e in EXPRESSIONS if e.kind == "variable" and e.label == "account"]
-    offered = {s["metric"].get("account") for s in stack.query(variable.promql)["data"]["result"]}
-    assert offered - {None} == set(ACCOUNTS)
-    (panel,) = [p for p in dashboard_panels(load_dashboard()) if p["title"] == "Time since last success"]
-    (target,) = panel["targets"]
-
-    def accounts_shown(account: str) -> set[str | None]:
-        expr = substitute_grafana_variables(target["expr"].replace("$account", account))
-        answer = stack.query(expr)
-        assert answer.get("status") == "success", answer
-        return {s["metric"].get("account") for s in answer["data"]["result"]}
-
-    assert accounts_shown(".*") == {None, *ACCOUNTS}
-    assert accounts_shown("globex") == {"globex"}
-    assert accounts_shown("(globex|initech)") == set(ACCOUNTS)  # Grafana's regex for a multi-value choice
 
 
 def test_discovery_finds_the_runs_of_a_package(stack: Stack) -> None:

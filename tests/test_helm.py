@@ -12,7 +12,6 @@ accounts) is read back by the exporter's own parser, and the container's flags b
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from exporter.config import Shard, parse_config, parse_configs
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm/integrateio-exporter"
 RULES = CHART / "files/integrateio-alerts.yaml"
-DASHBOARD = CHART / "files/integrateio-dashboard.json"
 RELEASE = "prod"
 NAMESPACE = "monitoring"
 FULLNAME = "prod-integrateio-exporter"
@@ -494,7 +492,7 @@ def test_basic_auth_without_tls_keeps_http(chart: helm.Chart) -> None:
     assert "tls" not in [v["name"] for v in pod_spec(manifests)["volumes"]]
 
 
-# --- ServiceMonitor, PrometheusRule, dashboard --------------------------------------------------------------
+# --- ServiceMonitor, PrometheusRule (the dashboard: tests/test_dashboard.py) ------------------------------
 
 
 def test_optional_parts_are_off_by_default(chart: helm.Chart) -> None:
@@ -572,29 +570,6 @@ def test_prometheus_rule_labels_and_extra_groups(chart: helm.Chart) -> None:
         "name": "mine",
         "rules": [{"alert": "Mine", "expr": "vector(1)", "labels": {"team": "data", "severity": "page"}}],
     }
-
-
-def test_grafana_dashboard_config_map(chart: helm.Chart) -> None:
-    manifests = render(chart, FULL)
-    dashboard = only(manifests, "ConfigMap", f"{FULLNAME}-dashboard")
-    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Integrate.io"}
-    assert json.loads(dashboard["data"]["integrateio-dashboard.json"]) == json.loads(
-        DASHBOARD.read_text(encoding="utf-8")
-    )
-    custom = with_changes(
-        MINIMAL,
-        grafanaDashboard={
-            "enabled": True,
-            "label": "dashboards",
-            "labelValue": "grafana",
-            "namespace": "grafana",
-        },
-    )
-    relabelled = only(render(chart, custom), "ConfigMap", f"{FULLNAME}-dashboard")
-    assert relabelled["metadata"]["labels"]["dashboards"] == "grafana"
-    assert "grafana_dashboard" not in relabelled["metadata"]["labels"]
-    assert relabelled["metadata"]["namespace"] == "grafana"
 
 
 # --- sharding: StatefulSet, headless Service, PodDisruptionBudget --------------------------------------------

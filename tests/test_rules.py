@@ -1,17 +1,16 @@
-"""Alert rules and dashboard queries: promtool checks and unit tests, and the README's metric contract.
+"""Alert rules: promtool checks and unit tests, and the README's metric contract.
 
 The rules live in one file, helm/integrateio-exporter/files/integrateio-alerts.yaml (loaded as-is by plain
 Prometheus, embedded by the chart's PrometheusRule). Their unit tests are tests/rules/*.test.yaml, run here
 with `promtool test rules` (Debian's prometheus package: the `promtool` fixture skips without it, except in CI). Every alert has a test where it
 fires with exact labels and annotations, and tests/rules/healthy.test.yaml shows that healthy jobs raise none.
 
-`all_promql_expressions()` gives every PromQL expression of the rules and the dashboard, with Grafana's
-variables replaced by values Prometheus accepts, for tests that run them against a real Prometheus.
+`all_promql_expressions()` gives every PromQL expression of the rules, for tests that run them against a real
+Prometheus. The dashboard's queries are tested in tests/test_dashboard.py and tests/test_dashboard_e2e.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -23,7 +22,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "helm/integrateio-exporter/files/integrateio-alerts.yaml"
-DASHBOARD = ROOT / "helm/integrateio-exporter/files/integrateio-dashboard.json"
 RULE_TESTS = sorted((ROOT / "tests/rules").glob("*.test.yaml"))
 README = ROOT / "README.md"
 
@@ -41,25 +39,9 @@ EXPECTED_ALERTS = {
     "IntegrateioExporterDown",
 }
 
-# Grafana's variables, replaced so that each dashboard expression is plain PromQL: all accounts, jobs and
-# packages, and fixed windows for the interval variables.
-GRAFANA_VARIABLES = {
-    "account": ".*",
-    "job_id": ".*",
-    "package": ".*",
-    "__rate_interval": "5m",
-    "__range": "1h",
-    "__interval": "1m",
-}
-
 
 def load_rules() -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    return document
-
-
-def load_dashboard() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     return document
 
 
@@ -67,33 +49,13 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in load_rules()["groups"] for rule in group["rules"] if "alert" in rule]
 
 
-def substitute_grafana_variables(expr: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return GRAFANA_VARIABLES[name]
-
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
-
-
-def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    panels: list[dict[str, Any]] = []
-    for panel in dashboard["panels"]:
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))  # panels inside collapsed rows
-    return panels
-
-
 def all_promql_expressions() -> list[tuple[str, str]]:
-    """(where, expr) for every rule of the alerts file and every dashboard query, runnable as PromQL."""
+    """(where, expr) for every rule of the alerts file."""
     found: list[tuple[str, str]] = []
     for group in load_rules()["groups"]:
         for rule in group["rules"]:
             name = rule.get("alert") or rule.get("record")
             found.append((f"{RULES.name}: {group['name']}/{name}", rule["expr"].strip()))
-    for panel in dashboard_panels(load_dashboard()):
-        for target in panel.get("targets", []):
-            where = f"{DASHBOARD.name}: panel {panel['title']!r} query {target['refId']}"
-            found.append((where, substitute_grafana_variables(target["expr"])))
     return found
 
 
@@ -165,29 +127,6 @@ tests:
     )
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
-
-
-def test_every_dashboard_expression_parses(tmp_path: Path, promtool: str) -> None:
-    """promtool parses each expression as a recording rule: a syntax error in any panel fails here."""
-    expressions = [expr for where, expr in all_promql_expressions() if where.startswith(DASHBOARD.name)]
-    rules = {
-        "groups": [
-            {
-                "name": "dashboard",
-                "rules": [
-                    {"record": f"dashboard:query_{index}", "expr": expr}
-                    for index, expr in enumerate(expressions)
-                ],
-            }
-        ]
-    }
-    path = tmp_path / "dashboard-rules.yaml"
-    path.write_text(yaml.safe_dump(rules))
-    result = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
 
 
 # --- the rules themselves -----------------------------------------------------------------------------------
@@ -345,137 +284,10 @@ def test_expressions_use_only_the_readme_metrics_and_labels(where: str, expr: st
     assert used_labels <= allowed, (where, used_labels - allowed)
 
 
-def test_all_promql_expressions_covers_rules_and_dashboard() -> None:
+def test_all_promql_expressions_covers_the_rules() -> None:
     expressions = all_promql_expressions()
-    rules = [where for where, _ in expressions if where.startswith(RULES.name)]
-    panels = [where for where, _ in expressions if where.startswith(DASHBOARD.name)]
-    assert len(rules) == len(alert_rules())
-    assert len(panels) >= 20
-    assert substitute_grafana_variables('rate(x{job_id=~"$job_id"}[$__rate_interval])') == (
-        'rate(x{job_id=~".*"}[5m])'
-    )
-
-
-# --- the dashboard ------------------------------------------------------------------------------------------
-
-
-def test_dashboard_variables() -> None:
-    variables = {item["name"]: item for item in load_dashboard()["templating"]["list"]}
-    assert list(variables) == ["datasource", "account", "package", "job_id"]
-    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
-    assert variables["account"]["query"]["query"] == "label_values(integrateio_job_status, account)"
-    assert variables["package"]["query"]["query"] == (
-        'label_values(integrateio_job_info{account=~"$account"}, package_name)'
-    )
-    assert variables["job_id"]["query"]["query"] == (
-        'label_values(integrateio_job_info{account=~"$account", package_name=~"$package"}, job_id)'
-    )
-    # Without `accounts:` the label is absent and the list is empty: Grafana then offers only "All", whose
-    # `.*` matches the absent label (a regex matcher matches the empty value), so nothing is filtered out.
-    assert variables["account"]["current"] == {"selected": True, "text": ["All"], "value": ["$__all"]}
-    for name in ("account", "package", "job_id"):
-        assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-        assert (variables[name]["multi"], variables[name]["includeAll"], variables[name]["allValue"]) == (
-            True,
-            True,
-            ".*",
-        )
-
-
-def test_dashboard_panels() -> None:
-    dashboard = load_dashboard()
-    assert dashboard["uid"] == "integrateio-exporter"
-    panels = dashboard_panels(dashboard)
-    ids = [panel["id"] for panel in panels]
-    assert len(ids) == len(set(ids))
-    titles = {panel["title"] for panel in panels}
-    assert {
-        "Watched jobs",
-        "Progress",
-        "Runtime",
-        "Records per output",
-        "Recent failures",
-        "Credit budget",
-        "API-reported credits",
-        "API requests by outcome",
-        "Age of data",
-        "API up",
-    } <= titles
-    for panel in panels:
-        grid = panel["gridPos"]
-        assert grid["x"] + grid["w"] <= 24, panel["title"]
-        if panel["type"] == "row":
-            continue
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
-        assert panel["targets"], panel["title"]
-        for target in panel["targets"]:
-            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
-    job_panels = [
-        panel for panel in panels if panel["title"] in {"Progress", "Runtime", "Records per output"}
-    ]
-    for panel in job_panels:
-        assert all('job_id=~"$job_id"' in target["expr"] for target in panel["targets"]), panel["title"]
-    (table,) = [panel for panel in panels if panel["title"] == "Watched jobs" and panel["type"] == "table"]
-    assert "integrateio_job_status" in table["targets"][0]["expr"]
-
-
-def dashboard_selectors() -> list[tuple[str, str, str]]:
-    """(panel title, metric, matchers) of every selector of an exporter metric in the dashboard's queries."""
-    found = []
-    for panel in dashboard_panels(load_dashboard()):
-        for target in panel.get("targets", []):
-            for name, matchers in re.findall(r"\b(integrateio_\w+)(?:\{([^}]*)\})?", target["expr"]):
-                found.append((panel["title"], name, matchers))
-    return found
-
-
-# The exporter's own series, one set per process whatever the accounts: never filtered by account.
-PROCESS_METRICS = {
-    "integrateio_exporter_build_info",
-    "integrateio_config_last_reload_success",
-    "integrateio_config_last_reload_success_timestamp_seconds",
-}
-
-
-def test_every_dashboard_query_follows_the_account_variable() -> None:
-    found = dashboard_selectors()
-    assert len(found) > 30
-    for title, name, matchers in found:
-        if name in PROCESS_METRICS:
-            assert 'account=~"$account"' not in matchers, (title, name)
-        else:
-            assert 'account=~"$account"' in matchers, (title, name, matchers)
-    for panel in dashboard_panels(load_dashboard()):
-        for target in panel.get("targets", []):
-            for labels in grouping_lists(target["expr"]):
-                if "job_id" in labels or "package_id" in labels:
-                    assert ACCOUNT_LABEL in labels, (panel["title"], labels)
-
-
-def test_dashboard_package_row() -> None:
-    panels = dashboard_panels(load_dashboard())
-    titles = [panel["title"] for panel in panels]
-    assert titles.count("Packages") == 2  # the row and its table
-    for title in ("Time since last success", "Time since last failure", "Running jobs per package"):
-        assert title in titles
-    expressions = " ".join(
-        target["expr"] for panel in panels if panel["type"] != "row" for target in panel["targets"]
-    )
-    for metric in (
-        "integrateio_package_last_job_status",
-        "integrateio_package_last_success_timestamp_seconds",
-        "integrateio_package_last_failure_timestamp_seconds",
-        "integrateio_package_running_jobs",
-        "integrateio_package_info",
-    ):
-        assert metric in expressions, metric
-    # shards are combined as the rules do: newest timestamps over all replicas, running jobs summed
-    assert "max by (account, package_id) (integrateio_package_last_success_timestamp_seconds" in expressions
-    assert "sum by (account, package_id) (integrateio_package_running_jobs" in expressions
-    (table,) = [panel for panel in panels if panel["title"] == "Packages" and panel["type"] == "table"]
-    assert 'package_name=~"$package"' in table["targets"][0]["expr"]
-    rows = sorted((panel["gridPos"]["y"], panel["title"]) for panel in panels if panel["type"] == "row")
-    assert [title for _, title in rows] == ["Overview", "Jobs", "Packages", "Exporter health"]
+    assert len(expressions) == len(alert_rules())
+    assert all(where.startswith(RULES.name) for where, _ in expressions)
 
 
 # --- plain Prometheus (deploy/prometheus/prometheus.yml) ----------------------------------------------------
