@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +41,8 @@ def openmetrics(start: int) -> str:
         lines.append(f"# TYPE {name} gauge")
         for labels, values in series:
             lines.extend(
-                f"{name}{{{labels}}} {value:.17g} {moment}" for value, moment in zip(values, times, strict=True)
+                f"{name}{{{labels}}} {value:.17g} {moment}"
+                for value, moment in zip(values, times, strict=True)
             )
 
     targets = [f'job="integrateio",instance="exp-{shard}:9863"' for shard in range(SHARDS)]
