@@ -28,7 +28,7 @@ RESERVED = {"enabled", "severity", "for"}
 
 def source_rules() -> dict[str, dict[str, Any]]:
     document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    return {rule["alert"]: rule for group in document["groups"] for rule in group["rules"]}
+    return {rule["alert"]: rule for group in document["groups"] for rule in group["rules"] if "alert" in rule}
 
 
 def rendered_rules(chart: helm.Chart, **alerts: Any) -> dict[str, dict[str, Any]]:
@@ -36,7 +36,7 @@ def rendered_rules(chart: helm.Chart, **alerts: Any) -> dict[str, dict[str, Any]
         MINIMAL, prometheusRule={"enabled": True}, **{f"alerts__{k}": v for k, v in alerts.items()}
     )
     groups = only(render(chart, values), "PrometheusRule")["spec"]["groups"]
-    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
 
 
 def test_every_alert_has_values_and_they_are_the_rule_files_own() -> None:

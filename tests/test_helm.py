@@ -554,7 +554,10 @@ def test_prometheus_rule_labels_and_extra_groups(chart: helm.Chart) -> None:
     assert [group["name"] for group in groups] == [group["name"] for group in source] + ["mine"]
     for group, original in zip(groups, source, strict=False):
         for rule, original_rule in zip(group["rules"], original["rules"], strict=True):
-            assert rule["labels"] == {"team": "data", "severity": original_rule["labels"]["severity"]}
+            if "record" in rule:
+                assert "labels" not in rule  # ruleLabels label alerts, not recorded series
+            else:
+                assert rule["labels"] == {"team": "data", "severity": original_rule["labels"]["severity"]}
             assert rule["expr"] == original_rule["expr"]
     assert groups[-1] == {
         "name": "mine",

@@ -259,11 +259,13 @@ def test_no_alert_depends_on_the_instance() -> None:
     """A rollout or a restart changes `instance`: no alert keeps it. Every `by (…)` leaves it out (an `on (…)`
     may match series of one target, inside an aggregation that drops it), and every selector of the rules'
     scrape job is the one the chart replaces with alerts.jobSelector."""
-    for rule in alert_rules():
-        for labels in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
-            assert "instance" not in labels, (rule["alert"], labels)
-        for selector in re.findall(r"\bup\{([^}]*)\}", rule["expr"]):
-            assert selector == 'job=~".*integrateio.*"', (rule["alert"], selector)
+    for group in load_rules()["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule["record"]
+            for labels in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
+                assert "instance" not in labels, (name, labels)
+            for selector in re.findall(r"\bup\{([^}]*)\}", rule["expr"]):
+                assert selector == 'job=~".*integrateio.*"', (name, selector)
 
 
 PACKAGE_GROUPING = "by (job, account, package_id)"
@@ -388,7 +390,7 @@ def test_all_promql_expressions_covers_rules_and_dashboard() -> None:
     expressions = all_promql_expressions()
     rules = [where for where, _ in expressions if where.startswith(RULES.name)]
     panels = [where for where, _ in expressions if where.startswith(DASHBOARD.name)]
-    assert len(rules) == len(alert_rules())
+    assert len(rules) == sum(len(group["rules"]) for group in load_rules()["groups"])
     assert len(panels) >= 20
     assert substitute_grafana_variables('rate(x{job_id=~"$job_id"}[$__rate_interval])') == (
         'rate(x{job_id=~".*"}[5m])'
@@ -536,7 +538,10 @@ def test_plain_prometheus_config_loads_the_rule_file(tmp_path: Path, promtool: s
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout
-    assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+    assert (
+        f"SUCCESS: {sum(len(group['rules']) for group in load_rules()['groups'])} rules found"
+        in result.stdout
+    )
     (job,) = config["scrape_configs"]
     assert re.fullmatch(".*integrateio.*", job["job_name"])  # what IntegrateioExporterDown selects
     assert job["static_configs"] == [{"targets": ["localhost:9863"]}]
