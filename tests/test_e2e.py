@@ -445,8 +445,8 @@ def test_shards_split_the_jobs_and_share_the_credits(stack: Stack) -> None:
 @pytest.mark.parametrize("expression", [e for e in EXPRESSIONS if e.kind in ("alert", "record")], ids=_id)
 def test_alert_rule_evaluates_against_the_exporter(stack: Stack, expression: Expression) -> None:
     """An alert expression (or the recording rule IntegrateioRunStuck reads) is empty while nothing is wrong, so
-    "it returned data" cannot be its test, and
-    stripping its comparison is ill-defined for the compound ones (`… == 1 and on (…) changes(…) == 0`).
+    "it returned data" cannot be its test, and stripping its comparison is ill-defined for the compound ones
+    (`… == 1 and on (…) changes(…) == 0`).
     What proves it works, instead:
 
     1. Prometheus parses it as written in the file (an instant query answers status "success");
