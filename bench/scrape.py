@@ -149,7 +149,9 @@ def serve_baseline(jobs: int) -> None:
     records = gauge(
         "integrateio_job_output_records", "Records written.", "job_id", "output_id", "output_name"
     )
-    info = gauge("integrateio_job_info", "Package of the job.", "job_id", "package_id", "package_name")
+    info = gauge(
+        "integrateio_job_info", "Package of the job.", "job_id", "package_id", "package_name", "html_url"
+    )
     started = gauge("integrateio_job_started_timestamp_seconds", "When the job started.", "job_id")
     last_success = gauge("integrateio_job_last_success_timestamp_seconds", "Last refresh.", "job_id")
     poll_success = gauge("integrateio_job_poll_success", "1 if the last refresh succeeded.", "job_id")
@@ -174,7 +176,7 @@ def serve_baseline(jobs: int) -> None:
         for output in job.outputs:
             if output.records_count is not None:
                 records.labels(key, str(output.id), output.name or "").set(output.records_count)
-        info.labels(key, str(job.package_id), job.package_name or "").set(1)
+        info.labels(key, str(job.package_id), job.package_name or "", job.html_url or "").set(1)
         if job.started_at is not None:
             started.labels(key).set(job.started_at)
         last_success.labels(key).set(now)

@@ -158,7 +158,7 @@ def _job_samples(state: JobState) -> dict[Family, list[Sample]]:
     if job.started_at is not None:
         samples[JOB_STARTED] = [((job_id,), job.started_at)]
     package_id = "" if job.package_id is None else str(job.package_id)
-    samples[JOB_INFO] = [((job_id, package_id, job.package_name or ""), 1.0)]
+    samples[JOB_INFO] = [((job_id, package_id, job.package_name or "", job.html_url or ""), 1.0)]
     samples[JOB_OUTPUT_RECORDS] = [
         ((job_id, str(output.id), output.name or ""), output.records_count)
         for output in job.outputs

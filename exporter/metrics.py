@@ -170,9 +170,12 @@ JOB_INFO = declare(
     Kind.GAUGE,
     Scope.JOB,
     "Package of the job; always 1.",
-    ("job_id", "package_id", "package_name"),
-    example='integrateio_job_info{job_id="157",package_id="434",package_name="orders"} 1.0',
-    details="Joins a job to its package.",
+    ("job_id", "package_id", "package_name", "html_url"),
+    example=(
+        'integrateio_job_info{job_id="157",package_id="434",package_name="orders",'
+        'html_url="https://integrate.example/acme/jobs/157"} 1.0'
+    ),
+    details="Joins a job to its package. `html_url` is the run's page in the Integrate.io web UI, linked from alerts.",
 )
 JOB_STARTED = declare(
     "integrateio_job_started_timestamp_seconds",

@@ -83,6 +83,7 @@ class Job:
     created_at: float | None = None
     finished_at: float | None = None
     errors: str | None = None
+    html_url: str | None = None
     unusable: tuple[str, ...] = ()
 
     def filled_from(self, previous: Job) -> Job:
@@ -105,6 +106,7 @@ class Job:
             created_at=_first(self.created_at, previous.created_at),
             finished_at=_first(self.finished_at, previous.finished_at) if self.status.is_final else None,
             errors=_first(self.errors, previous.errors),
+            html_url=_first(self.html_url, previous.html_url),
         )
 
 
@@ -150,8 +152,17 @@ def parse_job(payload: Any) -> Job:
         created_at=parse_timestamp(payload.get("created_at")),
         finished_at=_finished_at(payload, status),
         errors=errors if isinstance(errors, str) and errors else None,
+        html_url=_web_url(payload.get("html_url")),
         unusable=tuple(unusable),
     )
+
+
+def _web_url(value: Any) -> str | None:
+    """The run's page in the Integrate.io web UI (`html_url`), linked from alerts; only an http(s) URL is kept."""
+    text = _text(value)
+    if text is None or not text.startswith(("https://", "http://")):
+        return None
+    return text
 
 
 def _finished_at(payload: dict[str, Any], status: JobStatus) -> float | None:

@@ -131,7 +131,7 @@ def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
         if job.started_at is not None:
             started.add_metric([job_id], job.started_at)
         package_id = "" if job.package_id is None else str(job.package_id)
-        info.add_metric([job_id, package_id, job.package_name or ""], 1.0)
+        info.add_metric([job_id, package_id, job.package_name or "", job.html_url or ""], 1.0)
         for output in job.outputs:
             if output.records_count is not None:
                 records.add_metric([job_id, str(output.id), output.name or ""], output.records_count)

@@ -564,7 +564,10 @@ def test_prometheus_rule_labels_and_extra_groups(chart: helm.Chart) -> None:
     assert [group["name"] for group in groups] == [group["name"] for group in source] + ["mine"]
     for group, original in zip(groups, source, strict=False):
         for rule, original_rule in zip(group["rules"], original["rules"], strict=True):
-            assert rule["labels"] == {"team": "data", "severity": original_rule["labels"]["severity"]}
+            if "record" in rule:
+                assert "labels" not in rule  # ruleLabels label alerts, not recorded series
+            else:
+                assert rule["labels"] == {"team": "data", "severity": original_rule["labels"]["severity"]}
             assert rule["expr"] == original_rule["expr"]
     assert groups[-1] == {
         "name": "mine",
@@ -767,33 +770,11 @@ def test_own_key_variable_of_a_single_account_is_respected(chart: helm.Chart) ->
         ({"config": {"accounts": [{"jobs": [1]}]}}, "api"),
         ({"config": {"accounts": [{"api": {"account_id": "a"}, "jobz": [1]}]}}, "'jobz' not allowed"),
         ({"config": {"accounts": []}}, "/config/accounts"),
-        ({"prometheusRule": {"packageNoRecentSuccessHours": 0}}, "packageNoRecentSuccessHours"),
     ],
 )
 def test_schema_refuses_bad_new_values(chart: helm.Chart, values: dict[str, Any], complaint: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=complaint):
         render_raw(chart, values)
-
-
-def test_package_alert_threshold_is_a_value(chart: helm.Chart) -> None:
-    def expr(hours: float | None) -> str:
-        rule_values: dict[str, Any] = {"enabled": True}
-        if hours is not None:
-            rule_values["packageNoRecentSuccessHours"] = hours
-        groups = only(render(chart, with_changes(MINIMAL, prometheusRule=rule_values)), "PrometheusRule")
-        (rule,) = [
-            rule
-            for group in groups["spec"]["groups"]
-            for rule in group["rules"]
-            if rule.get("alert") == "IntegrateioPackageNoRecentSuccess"
-        ]
-        text: str = rule["expr"]
-        return text
-
-    default = expr(None)
-    assert default.rstrip().endswith("> 26 * 3600")
-    assert expr(48) == default.replace("> 26 * 3600", "> 48 * 3600")
-    assert expr(1.5).rstrip().endswith("> 1.5 * 3600")
 
 
 # --- NOTES.txt ----------------------------------------------------------------------------------------------

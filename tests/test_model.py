@@ -136,3 +136,13 @@ def test_a_list_skips_items_that_are_not_jobs() -> None:
 )
 def test_timestamps(text: Any, expected: float | None) -> None:
     assert parse_timestamp(text) == expected
+
+
+def test_html_url_is_kept_only_as_a_web_link_and_never_wiped() -> None:
+    """`html_url` (resources/job.md: "the job resource URL (Web UI)") becomes the alerts' link to the run."""
+    page = "https://integrate.example/acme/jobs/7"
+    first = parse_job({"id": 7, "status": "failed", "html_url": page})
+    assert first.html_url == page
+    assert parse_job({"id": 7, "status": "failed", "html_url": "javascript:alert(1)"}).html_url is None
+    assert parse_job({"id": 7, "status": "failed", "html_url": 42}).html_url is None
+    assert parse_job({"id": 7, "status": "failed"}).filled_from(first).html_url == page

@@ -228,7 +228,7 @@ def _render(job: _Job, root: str) -> dict[str, Any]:
         "errors": job.errors,
         "runtime_in_seconds": int(job.runtime),
         "url": job_url,
-        "html_url": f"{root}/jobs/{job.id}",
+        "html_url": f"{root}/jobs/{job.id}",  # the run in the web UI: resources/job.md, "html_url"
         "log_url": f"{job_url}/log" if job.started_at is not None else None,
         "creator": {
             "type": "User",
