@@ -8,6 +8,7 @@ The API key is resolved here too, and is kept out of `repr()` so that logging a 
 from __future__ import annotations
 
 import os
+import ssl
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import validate
-from exporter.configfile import load_yaml
+from exporter.configfile import CERTIFICATE, load_yaml, read_pem
 from exporter.credentials import key_from_environment, read_key_file
 from exporter.errors import ConfigError
 from exporter.model import LISTABLE_STATUSES, JobStatus
@@ -252,8 +253,20 @@ def _api(
         max_response_bytes=validate.positive_int(
             api, "api.max_response_bytes", default(ApiConfig, "max_response_bytes"), most=MAX_RESPONSE_BYTES
         ),
-        ca_file=_optional_path(api, "api.ca_file", base_dir),
+        ca_file=_ca_file(api, base_dir),
     )
+
+
+def _ca_file(api: Mapping[str, Any], base_dir: Path) -> str | None:
+    """The extra CA bundle, loaded now: an unreadable one would otherwise fail every request, not the start."""
+    path = _optional_path(api, "api.ca_file", base_dir)
+    if path is not None:
+        read_pem("api.ca_file", path, CERTIFICATE, "certificate")
+        try:
+            ssl.create_default_context(cafile=path)
+        except ssl.SSLError as error:
+            raise ConfigError("api.ca_file", f"cannot load {path}: {error.reason or error}") from None
+    return path
 
 
 def _polling(polling: Mapping[str, Any]) -> PollingConfig:

@@ -56,6 +56,17 @@ def read_bytes(path: str | os.PathLike[str], key: str, *, limit: int) -> bytes:
     return data
 
 
+CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
+def read_pem(key: str, path: str | os.PathLike[str], marker: bytes, what: str) -> bytes:
+    """A PEM file that holds `marker`: OpenSSL's own errors ('PEM lib') do not say which file is wrong."""
+    data = read_bytes(path, key, limit=CONFIG_LIMIT)
+    if marker not in data:
+        raise ConfigError(key, f"no PEM {what} in {path}")
+    return data
+
+
 def read_text(path: str | os.PathLike[str], key: str, *, limit: int) -> str:
     """The file as UTF-8 text, without a leading byte-order mark (Windows editors write one)."""
     data = read_bytes(path, key, limit=limit)

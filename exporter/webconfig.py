@@ -45,7 +45,7 @@ from typing import Any
 import bcrypt
 
 from exporter import validate
-from exporter.configfile import CONFIG_LIMIT, load_yaml, read_bytes
+from exporter.configfile import CERTIFICATE, load_yaml, read_pem
 from exporter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -465,14 +465,6 @@ def _build_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     return context
 
 
-def _read_pem(key: str, path: Path, marker: bytes, what: str) -> bytes:
-    """Fail early with a clear reason: OpenSSL's own errors ('PEM lib') do not say which file is wrong."""
-    data = read_bytes(path, key, limit=CONFIG_LIMIT)
-    if marker not in data:
-        raise ConfigError(key, f"no PEM {what} in {path}")
-    return data
-
-
 _ENCRYPTED_KEY = "is encrypted, and the web config format has no passphrase: decrypt it (openssl pkey)"
 
 
@@ -482,8 +474,8 @@ def _no_passphrase() -> bytes:
 
 
 def _load_certificate(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
-    _read_pem("tls_server_config.cert_file", cert_file, b"-----BEGIN CERTIFICATE-----", "certificate")
-    key_pem = _read_pem("tls_server_config.key_file", key_file, b"PRIVATE KEY-----", "private key")
+    read_pem("tls_server_config.cert_file", cert_file, CERTIFICATE, "certificate")
+    key_pem = read_pem("tls_server_config.key_file", key_file, b"PRIVATE KEY-----", "private key")
     if b"ENCRYPTED" in key_pem:
         raise ConfigError("tls_server_config.key_file", _ENCRYPTED_KEY)
     try:
@@ -500,7 +492,7 @@ def _load_certificate(context: ssl.SSLContext, cert_file: Path, key_file: Path) 
 
 def _load_client_ca(context: ssl.SSLContext, ca_file: Path) -> None:
     key = "tls_server_config.client_ca_file"
-    _read_pem(key, ca_file, b"-----BEGIN CERTIFICATE-----", "certificate")
+    read_pem(key, ca_file, CERTIFICATE, "certificate")
     try:
         context.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as error:
