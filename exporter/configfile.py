@@ -43,14 +43,16 @@ def read_bytes(path: str | os.PathLike[str], key: str, *, limit: int) -> bytes:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise ConfigError(key, f"cannot read {path}: {error.strerror or error}") from None
-    with open(descriptor, "rb", closefd=True) as file:
+    try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
             raise ConfigError(key, f"cannot read {path}: {_kind(mode)}, not a regular file")
-        try:
+        with open(descriptor, "rb", closefd=False) as file:
             data = file.read(limit + 1)
-        except OSError as error:
-            raise ConfigError(key, f"cannot read {path}: {error.strerror or error}") from None
+    except OSError as error:
+        raise ConfigError(key, f"cannot read {path}: {error.strerror or error}") from None
+    finally:
+        os.close(descriptor)
     if len(data) > limit:
         raise ConfigError(key, f"cannot read {path}: larger than {limit} bytes")
     return data
