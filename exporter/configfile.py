@@ -83,8 +83,9 @@ def read_text(path: str | os.PathLike[str], key: str, *, limit: int) -> str:
 def load_yaml(path: str | os.PathLike[str], key: str, *, limit: int = CONFIG_LIMIT) -> Any:
     """The one YAML document in the file, checked as the module docstring says."""
     text = read_text(path, key, limit=limit)
-    loader = StrictLoader(text)
+    loader: StrictLoader | None = None
     try:
+        loader = StrictLoader(text)  # its reader already refuses control characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -97,7 +98,8 @@ def load_yaml(path: str | os.PathLike[str], key: str, *, limit: int = CONFIG_LIM
     except ValueError:  # int() of more than 4300 digits (sys.get_int_max_str_digits)
         raise ConfigError(key, f"invalid YAML in {path}: a number has too many digits") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -155,6 +157,8 @@ def _check_expansion(root: yaml.Node, key: str, path: str | os.PathLike[str]) ->
 
 def _yaml_position(error: yaml.YAMLError) -> str:
     """` at line L, column C: problem`, leaving out PyYAML's snippet of the file, which may hold a secret."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return f" at character {error.position + 1}: {error.reason}"
     if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
         return ""
     mark = error.problem_mark
