@@ -47,6 +47,7 @@ import bcrypt
 from exporter import validate
 from exporter.configfile import CERTIFICATE, load_yaml, read_pem
 from exporter.errors import ConfigError
+from exporter.validate import default
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ def _parse_tls(value: object, base: Path) -> TLSSettings | None:
     if not section:
         return None
     _reject_unknown_keys(section, "tls_server_config.", _TLS_KEYS)
-    auth_type = _client_auth_type(section.get("client_auth_type", "NoClientCert"))
+    auth_type = _client_auth_type(section.get("client_auth_type", default(TLSSettings, "client_auth_type")))
     min_version, max_version = _tls_versions(section)
     _check_curves(section.get("curve_preferences"))
     return TLSSettings(
@@ -325,7 +326,8 @@ def _parse_tls(value: object, base: Path) -> TLSSettings | None:
         max_version=max_version,
         openssl_ciphers=_openssl_ciphers(section.get("cipher_suites")),
         prefer_server_cipher_suites=validate.boolean(
-            section.get("prefer_server_cipher_suites", True), "tls_server_config.prefer_server_cipher_suites"
+            section.get("prefer_server_cipher_suites", default(TLSSettings, "prefer_server_cipher_suites")),
+            "tls_server_config.prefer_server_cipher_suites",
         ),
     )
 
@@ -371,8 +373,17 @@ def _client_ca_file(section: Mapping[str, Any], auth_type: str, base: Path) -> P
 
 def _tls_versions(section: Mapping[str, Any]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
     names = list(_TLS_VERSIONS)
-    lowest = validate.choice(section.get("min_version", "TLS12"), "tls_server_config.min_version", names)
-    highest = validate.choice(section.get("max_version", "TLS13"), "tls_server_config.max_version", names)
+    name_of = {version: name for name, version in _TLS_VERSIONS.items()}  # the defaults are TLSSettings'
+    lowest = validate.choice(
+        section.get("min_version", name_of[default(TLSSettings, "min_version")]),
+        "tls_server_config.min_version",
+        names,
+    )
+    highest = validate.choice(
+        section.get("max_version", name_of[default(TLSSettings, "max_version")]),
+        "tls_server_config.max_version",
+        names,
+    )
     if _TLS_VERSIONS[highest] < _TLS_VERSIONS[lowest]:
         raise ConfigError("tls_server_config.max_version", f"{highest} is below min_version {lowest}")
     return _TLS_VERSIONS[lowest], _TLS_VERSIONS[highest]
