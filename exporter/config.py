@@ -142,15 +142,8 @@ def load_configs(
 
 
 ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file"}
-API_KEYS = {
-    "account_id",
-    "base_url",
-    "api_key_file",
-    "api_key_env",
-    "timeout_seconds",
-    "max_response_bytes",
-    "ca_file",
-}
+API_KEYS = validate.field_names(ApiConfig) - {"api_key"} | {"api_key_file", "api_key_env"}
+"""The key itself is never in the YAML: only where to find it."""
 
 # Upper bounds: generous for any real use, and small enough that every later computation (float budgets,
 # `Event.wait`, thread pools, datetime arithmetic) stays in range.
@@ -210,8 +203,14 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
     )
     api = validate.mapping(root.get("api"), "api", API_KEYS, required=True)
     account_id = validate.required_string(api, "api.account_id")
-    if not account_id.strip() or "/" in account_id:
-        raise ConfigError("api.account_id", "must be a non-empty account id without '/'")
+    if not account_id or any(
+        char in "/?#%" or not char.isprintable() or char.isspace() for char in account_id
+    ):
+        # It becomes a path segment of every URL: anything that would change the URL's meaning is a typo.
+        raise ConfigError(
+            "api.account_id",
+            "must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
+        )
     base_url = validate.string_or(api, "api.base_url", default(ApiConfig, "base_url"))
     if not base_url.startswith(("https://", "http://")):
         raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")

@@ -82,6 +82,13 @@ BAD = [
         "poling: unknown key (known: api, discover, jobs, polling, rate_limit, state_file)",
     ),
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
+    *(
+        (
+            f"api: {{account_id: {account_id}}}\njobs: [1]\n",
+            "api.account_id: must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
+        )
+        for account_id in ['""', "a/b", "'acme?x'", "'my acme'", '"acme\\t"', "'a#b'", "a%2F", '"\\u200b"']
+    ),
     (
         "api: {account_id: acme, timeout_seconds: ten}\njobs: [1]\n",
         "api.timeout_seconds: must be a number, got a string",
