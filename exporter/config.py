@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from exporter import validate
 from exporter.configfile import CERTIFICATE, load_yaml, read_pem
@@ -211,9 +212,7 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
             "api.account_id",
             "must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
         )
-    base_url = validate.string_or(api, "api.base_url", default(ApiConfig, "base_url"))
-    if not base_url.startswith(("https://", "http://")):
-        raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
+    base_url = _base_url(api)
     discover = _discover(root.get("discover"))
     if root.get("jobs") is None and discover is not None:
         jobs: tuple[int, ...] = ()
@@ -309,6 +308,22 @@ def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
         ),
         reserve=reserve,
     )
+
+
+def _base_url(api: Mapping[str, Any]) -> str:
+    base_url = validate.string_or(api, "api.base_url", default(ApiConfig, "base_url"))
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
+    try:
+        parts = urlsplit(base_url)
+        usable = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port raises past 65535
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        usable = False
+    if not usable or any(not char.isprintable() or char.isspace() for char in base_url):
+        raise ConfigError(
+            "api.base_url", "must be a URL with a host and no spaces, like https://api.xplenty.com"
+        )
+    return base_url
 
 
 def _discover(value: Any) -> DiscoverConfig | None:

@@ -84,6 +84,19 @@ BAD = [
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
     *(
         (
+            f"api: {{account_id: acme, base_url: {base_url}}}\njobs: [1]\n",
+            "api.base_url: must be a URL with a host and no spaces, like https://api.xplenty.com",
+        )
+        for base_url in [
+            "https://",
+            "'http://:80'",
+            "'https://api.xplenty.com:99999'",
+            "'https://[::1'",
+            "'https://a b'",
+        ]
+    ),
+    *(
+        (
             f"api: {{account_id: {account_id}}}\njobs: [1]\n",
             "api.account_id: must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
         )
