@@ -124,11 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = Signals.install()  # first of all: see the module docstring
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    return execute(args, signals)
+
+
+def execute(args: argparse.Namespace, signals: Signals) -> int:
+    """`--check-config` or a run, from parsed flags: both validate with `daemon.load`, and both report a bad
+    configuration as one line on stderr and exit code 2."""
     try:
         from exporter import daemon  # only now, with the handlers in place: it imports everything else
 
         if args.check_config:
-            print(daemon.check_config(args.config))
+            print(daemon.check_config(args))
             return 0
         return daemon.run(args, signals)
     except ConfigError as error:

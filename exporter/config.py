@@ -8,16 +8,20 @@ The API key is resolved here too, and is kept out of `repr()` so that logging a 
 from __future__ import annotations
 
 import os
+import ssl
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import yaml
-
+from exporter import validate
+from exporter.configfile import CERTIFICATE, load_yaml, read_pem
+from exporter.credentials import key_from_environment, read_key_file
 from exporter.errors import ConfigError
 from exporter.model import LISTABLE_STATUSES, JobStatus
+from exporter.validate import default
 
 API_KEY_ENV = "INTEGRATEIO_API_KEY"
 DEFAULT_BASE_URL = "https://api.xplenty.com"
@@ -102,7 +106,13 @@ class Config:
         """This replica's share: the jobs that hash to it, and the same share of the credits."""
         if shard.count == 1:
             return self
-        credits = max(1, self.rate_limit.credits // shard.count)
+        credits = self.rate_limit.credits // shard.count
+        if credits * (1.0 - self.rate_limit.reserve) < 1.0:
+            raise ConfigError(
+                "--shard",
+                f"{shard.count} shards cannot share the {self.rate_limit.credits} credits of account "
+                f"{self.name}: each needs at least one request per window after the reserve",
+            )
         return replace(
             self,
             jobs=tuple(job_id for job_id in self.jobs if shard.owns(job_id)),
@@ -119,32 +129,40 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return configs[0]
 
 
+CONFIG_FLAG = "--config"
+"""The key named by errors about the file as a whole: the flag is what the operator typed."""
+
+
 def load_configs(
     path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
 ) -> tuple[Config, ...]:
     """Read, parse and validate the YAML file at `path`; raise ConfigError naming the first bad key."""
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(where, f"cannot read the file: {error.strerror or error}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(where, f"not valid YAML{line}") from None
+    document = load_yaml(path, CONFIG_FLAG)
     environ = os.environ if environ is None else environ
     return parse_configs(document, base_dir=Path(path).parent, environ=environ)
 
 
 ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file"}
+API_KEYS = validate.field_names(ApiConfig) - {"api_key"} | {"api_key_file", "api_key_env"}
+"""The key itself is never in the YAML: only where to find it."""
+
+# Upper bounds: generous for any real use, and small enough that every later computation (float budgets,
+# `Event.wait`, thread pools, datetime arithmetic) stays in range.
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RESPONSE_BYTES = 1024**3
+MAX_INTERVAL_SECONDS = 86400.0
+MAX_RECHECK_SECONDS = 30 * 86400.0
+MAX_CONCURRENCY = 64
+MAX_CREDITS = 10**9
+MAX_WINDOW_SECONDS = 86400.0
+MAX_AGE_SECONDS = 365 * 86400.0
+MAX_DISCOVERED_JOBS = 100_000
 
 
 def parse_configs(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> tuple[Config, ...]:
     """Validate a document: either one account at the top level, or a list under `accounts:`."""
     if isinstance(document, dict) and "accounts" in document:
-        root = _mapping(document, "config", {"accounts"})
+        root = validate.mapping(document, "config", {"accounts"})
         entries = root["accounts"]
         if not isinstance(entries, list) or not entries:
             raise ConfigError("accounts", "must be a non-empty list of accounts")
@@ -181,212 +199,177 @@ def _check_distinct(configs: list[Config]) -> None:
 
 
 def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, labelled: bool) -> Config:
-    root = _mapping(
+    root = validate.mapping(
         document, "account" if labelled else "config", ACCOUNT_KEYS if labelled else ACCOUNT_KEYS - {"name"}
     )
-    api = _mapping(
-        root.get("api"),
-        "api",
-        {
-            "account_id",
-            "base_url",
-            "api_key_file",
-            "api_key_env",
-            "timeout_seconds",
-            "max_response_bytes",
-            "ca_file",
-        },
-        required=True,
-    )
-    polling = _mapping(
-        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency"}
-    )
-    rate = _mapping(root.get("rate_limit", {}), "rate_limit", {"credits", "window_seconds", "reserve"})
-
-    account_id: str = _string(api, "api.account_id", required=True)
-    if not account_id.strip() or "/" in account_id:
-        raise ConfigError("api.account_id", "must be a non-empty account id without '/'")
-    base_url: str = _string(api, "api.base_url", default=DEFAULT_BASE_URL)
-    if not base_url.startswith(("https://", "http://")):
-        raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
+    api = validate.mapping(root.get("api"), "api", API_KEYS, required=True)
+    account_id = validate.required_string(api, "api.account_id")
+    if not account_id or any(
+        char in "/?#%" or not char.isprintable() or char.isspace() for char in account_id
+    ):
+        # It becomes a path segment of every URL: anything that would change the URL's meaning is a typo.
+        raise ConfigError(
+            "api.account_id",
+            "must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
+        )
+    base_url = _base_url(api)
     discover = _discover(root.get("discover"))
     if root.get("jobs") is None and discover is not None:
         jobs: tuple[int, ...] = ()
+    elif root.get("jobs") is None:
+        raise ConfigError("jobs", "is required: list the job ids to watch, e.g. [157, 158]")
     else:
-        jobs = _job_ids(root.get("jobs"))
+        jobs = validate.ids(root["jobs"], "jobs", "job ids", allow_empty=True)
 
+    name = validate.string_or(root, "name", account_id) if labelled else account_id
     return Config(
-        api=ApiConfig(
-            account_id=account_id,
-            api_key=_resolve_api_key(api, base_dir, environ),
-            base_url=base_url,
-            timeout_seconds=_positive(api, "api.timeout_seconds", 10.0),
-            max_response_bytes=_positive_int(api, "api.max_response_bytes", 10 * 1024 * 1024),
-            ca_file=_optional_path(api, "api.ca_file", base_dir),
-        ),
+        api=_api(api, account_id, base_url, base_dir, environ),
         jobs=jobs,
-        polling=PollingConfig(
-            interval_seconds=_positive(polling, "polling.interval_seconds", 60.0),
-            missing_recheck_seconds=_positive(polling, "polling.missing_recheck_seconds", 3600.0),
-            concurrency=_positive_int(polling, "polling.concurrency", 4),
+        polling=_polling(
+            validate.mapping(root.get("polling"), "polling", validate.field_names(PollingConfig))
         ),
-        rate_limit=_rate_limit(rate),
+        rate_limit=_rate_limit(
+            validate.mapping(root.get("rate_limit"), "rate_limit", validate.field_names(RateLimitConfig))
+        ),
         state_file=_optional_path(root, "state_file", base_dir),
         discover=discover,
-        name=_string(root, "name", default=account_id) if labelled else account_id,
+        name=name,
         labelled=labelled,
     )
+
+
+def _api(
+    api: Mapping[str, Any], account_id: str, base_url: str, base_dir: Path, environ: Mapping[str, str]
+) -> ApiConfig:
+    return ApiConfig(
+        account_id=account_id,
+        api_key=_resolve_api_key(api, base_dir, environ),
+        base_url=base_url,
+        timeout_seconds=validate.seconds(
+            api, "api.timeout_seconds", default(ApiConfig, "timeout_seconds"), most=MAX_TIMEOUT_SECONDS
+        ),
+        max_response_bytes=validate.positive_int(
+            api, "api.max_response_bytes", default(ApiConfig, "max_response_bytes"), most=MAX_RESPONSE_BYTES
+        ),
+        ca_file=_ca_file(api, base_dir),
+    )
+
+
+def _ca_file(api: Mapping[str, Any], base_dir: Path) -> str | None:
+    """The extra CA bundle, loaded now: an unreadable one would otherwise fail every request, not the start."""
+    path = _optional_path(api, "api.ca_file", base_dir)
+    if path is not None:
+        read_pem("api.ca_file", path, CERTIFICATE, "certificate")
+        try:
+            ssl.create_default_context(cafile=path)
+        except ssl.SSLError as error:
+            raise ConfigError("api.ca_file", f"cannot load {path}: {error.reason or error}") from None
+    return path
+
+
+def _polling(polling: Mapping[str, Any]) -> PollingConfig:
+    return PollingConfig(
+        interval_seconds=validate.seconds(
+            polling,
+            "polling.interval_seconds",
+            default(PollingConfig, "interval_seconds"),
+            most=MAX_INTERVAL_SECONDS,
+        ),
+        missing_recheck_seconds=validate.seconds(
+            polling,
+            "polling.missing_recheck_seconds",
+            default(PollingConfig, "missing_recheck_seconds"),
+            most=MAX_RECHECK_SECONDS,
+        ),
+        concurrency=validate.positive_int(
+            polling, "polling.concurrency", default(PollingConfig, "concurrency"), most=MAX_CONCURRENCY
+        ),
+    )
+
+
+def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
+    reserve = validate.fraction(rate, "rate_limit.reserve", default(RateLimitConfig, "reserve"))
+    credits = validate.positive_int(
+        rate, "rate_limit.credits", default(RateLimitConfig, "credits"), most=MAX_CREDITS
+    )
+    if credits * (1.0 - reserve) < 1.0:
+        raise ConfigError(
+            "rate_limit.reserve",
+            f"leaves no request of the {credits} credits to the exporter: credits × (1 − reserve) must be at "
+            "least 1",
+        )
+    return RateLimitConfig(
+        credits=credits,
+        window_seconds=validate.seconds(
+            rate,
+            "rate_limit.window_seconds",
+            default(RateLimitConfig, "window_seconds"),
+            most=MAX_WINDOW_SECONDS,
+        ),
+        reserve=reserve,
+    )
+
+
+def _base_url(api: Mapping[str, Any]) -> str:
+    base_url = validate.string_or(api, "api.base_url", default(ApiConfig, "base_url"))
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
+    try:
+        parts = urlsplit(base_url)
+        usable = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port raises past 65535
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        usable = False
+    if not usable or any(not char.isprintable() or char.isspace() for char in base_url):
+        raise ConfigError(
+            "api.base_url", "must be a URL with a host and no spaces, like https://api.xplenty.com"
+        )
+    return base_url
 
 
 def _discover(value: Any) -> DiscoverConfig | None:
     if value is None:
         return None
-    section = _mapping(value, "discover", {"package_ids", "statuses", "max_age_seconds", "max_jobs"})
-    package_ids = section.get("package_ids")
-    if not isinstance(package_ids, list) or not package_ids:
-        raise ConfigError("discover.package_ids", "must be a non-empty list of package ids")
-    for index, item in enumerate(package_ids):
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise ConfigError(f"discover.package_ids[{index}]", f"must be a positive integer, got {item!r}")
+    section = validate.mapping(value, "discover", validate.field_names(DiscoverConfig))
+    package_ids = validate.ids(section.get("package_ids"), "discover.package_ids", "package ids")
     statuses = section.get("statuses")
     parsed: tuple[JobStatus, ...] | None = None
     if statuses is not None:
         if not isinstance(statuses, list) or not statuses:
             raise ConfigError("discover.statuses", "must be a non-empty list of job statuses")
         known = [status.value for status in LISTABLE_STATUSES]
-        for index, item in enumerate(statuses):
-            if item not in known:
-                raise ConfigError(
-                    f"discover.statuses[{index}]", f"must be one of {', '.join(known)}, got {item!r}"
-                )
-        parsed = tuple(JobStatus(item) for item in dict.fromkeys(statuses))
+        parsed = tuple(
+            JobStatus(validate.choice(item, f"discover.statuses[{index}]", known))
+            for index, item in enumerate(statuses)
+        )
+        parsed = tuple(dict.fromkeys(parsed))
     return DiscoverConfig(
-        package_ids=tuple(dict.fromkeys(package_ids)),
+        package_ids=package_ids,
         statuses=parsed,
-        max_age_seconds=_positive(section, "discover.max_age_seconds", 86400.0),
-        max_jobs=_positive_int(section, "discover.max_jobs", 500),
-    )
-
-
-def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
-    reserve = _number(rate, "rate_limit.reserve", 0.1)
-    if not 0.0 <= reserve < 1.0:
-        raise ConfigError("rate_limit.reserve", f"must be at least 0 and below 1, got {reserve}")
-    return RateLimitConfig(
-        credits=_positive_int(rate, "rate_limit.credits", 5000),
-        window_seconds=_positive(rate, "rate_limit.window_seconds", 3600.0),
-        reserve=reserve,
+        max_age_seconds=validate.seconds(
+            section,
+            "discover.max_age_seconds",
+            default(DiscoverConfig, "max_age_seconds"),
+            most=MAX_AGE_SECONDS,
+        ),
+        max_jobs=validate.positive_int(
+            section, "discover.max_jobs", default(DiscoverConfig, "max_jobs"), most=MAX_DISCOVERED_JOBS
+        ),
     )
 
 
 def _optional_path(section: Mapping[str, Any], key: str, base_dir: Path) -> str | None:
-    value: str | None = _string(section, key)
+    value = validate.optional_string(section, key)
     return None if value is None else str(base_dir / value)
-
-
-def _job_ids(value: Any) -> tuple[int, ...]:
-    if value is None:
-        raise ConfigError("jobs", "is required: list the job ids to watch, e.g. [157, 158]")
-    if not isinstance(value, list):
-        raise ConfigError("jobs", f"must be a list of job ids, got {_type_name(value)}")
-    seen: dict[int, None] = {}
-    for index, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise ConfigError(f"jobs[{index}]", f"must be a positive integer, got {item!r}")
-        seen[item] = None
-    return tuple(seen)
 
 
 def _resolve_api_key(api: Mapping[str, Any], base_dir: Path, environ: Mapping[str, str]) -> str:
     """The key comes from api.api_key_file when given, else from an environment variable; never from the YAML."""
-    key_file: str | None = _string(api, "api.api_key_file")
+    key_file = validate.optional_string(api, "api.api_key_file")
     if key_file is not None:
-        path = base_dir / key_file
-        try:
-            key = path.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise ConfigError("api.api_key_file", f"cannot read {path}: {error.strerror or error}") from None
-        if not key:
-            raise ConfigError("api.api_key_file", f"{path} is empty")
-        return key
-    variable: str = _string(api, "api.api_key_env", default=API_KEY_ENV)
-    key = environ.get(variable, "").strip()
-    if not key:
+        return read_key_file(base_dir / key_file, "api.api_key_file")
+    variable = validate.string_or(api, "api.api_key_env", API_KEY_ENV)
+    key = key_from_environment(environ, variable, "api.api_key_env")
+    if key is None:
         problem = f"no API key: set api.api_key_file or the {variable} environment variable"
         raise ConfigError("api.api_key_file", problem)
     return key
-
-
-def _mapping(value: Any, key: str, allowed: set[str], *, required: bool = False) -> Mapping[str, Any]:
-    if value is None:
-        if required:
-            raise ConfigError(key, "is required")
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"must be a mapping, got {_type_name(value)}")
-    for name in value:
-        if name not in allowed:
-            prefix = "" if key == "config" else f"{key}."
-            raise ConfigError(f"{prefix}{name}", f"unknown key (known: {', '.join(sorted(allowed))})")
-    return value
-
-
-def _raw(section: Mapping[str, Any], key: str) -> Any:
-    """The value at the last part of `key`, or None when absent or null (`key:` means 'the default')."""
-    return section.get(key.rsplit(".", 1)[-1])
-
-
-def _string(
-    section: Mapping[str, Any], key: str, *, default: str | None = None, required: bool = False
-) -> Any:
-    value = _raw(section, key)
-    if value is None:
-        if required:
-            raise ConfigError(key, "is required")
-        return default
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, got {_type_name(value)}")
-    return value
-
-
-def _number(section: Mapping[str, Any], key: str, default: float) -> float:
-    value = _raw(section, key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"must be a number, got {_type_name(value)}")
-    return float(value)
-
-
-def _positive(section: Mapping[str, Any], key: str, default: float) -> float:
-    value = _number(section, key, default)
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(key, f"must be a number greater than 0, got {value:g}")
-    return value
-
-
-def _positive_int(section: Mapping[str, Any], key: str, default: int) -> int:
-    value = _raw(section, key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an integer, got {_type_name(value)}")
-    if value <= 0:
-        raise ConfigError(key, f"must be greater than 0, got {value}")
-    return value
-
-
-_TYPE_NAMES = {
-    dict: "a mapping",
-    list: "a list",
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-}
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)

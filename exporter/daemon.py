@@ -1,6 +1,10 @@
 """The exporter as a process: the configuration the flags name (or the demo's), one `App`, signals applied.
 
 `cli` imports this only after its signal handlers are installed, because importing it loads everything else.
+
+`load` is the whole validation of a start: listen address, web config (certificates loaded), shard, every
+account's config and its share of the credits. `--check-config` runs exactly `load`, so what it accepts starts
+and what it refuses would not have started, with the same one line (tests/test_check_config.py holds them to it).
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ import logging
 import platform
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.app import App
 from exporter.cli import Signals, parse_shard
-from exporter.config import ApiConfig, Config, PollingConfig, RateLimitConfig, Shard, load_configs
+from exporter.config import ApiConfig, Config, PollingConfig, Shard, load_configs
 from exporter.errors import ConfigError
 from exporter.server import parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -26,27 +31,51 @@ if TYPE_CHECKING:
 log = logging.getLogger("exporter")
 
 
-def check_config(path: str) -> str:
-    """The line `--check-config` prints for a valid file (an invalid one raises ConfigError)."""
-    configs = load_configs(path)
-    accounts = ", ".join(f"{len(each.jobs)} jobs, account {each.api.account_id}" for each in configs)
-    return f"{path}: OK ({accounts})"
+@dataclass(frozen=True)
+class Setup:
+    """What a start needs from the flags and files, all validated."""
+
+    address: tuple[str, int]
+    web: WebConfig
+    shard: Shard
+    configs: tuple[Config, ...]
+
+
+def load(args: argparse.Namespace, demo: Config | None = None) -> Setup:
+    """Validate everything a start reads (`demo` stands in for --config); ConfigError names the first bad key."""
+    address = parse_listen_address(args.listen_address)
+    web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+    shard = parse_shard(args.shard, socket.gethostname()) if args.shard else Shard()
+    configs = (demo.sharded(shard),) if demo is not None else _load_configs(args.config, shard)
+    return Setup(address, web, shard, configs)
+
+
+def _load_configs(path: str, shard: Shard) -> tuple[Config, ...]:
+    return tuple(config.sharded(shard) for config in load_configs(path))
+
+
+def check_config(args: argparse.Namespace) -> str:
+    """The line `--check-config` prints when a start would accept the flags and files (else ConfigError)."""
+    setup = load(args)
+    accounts = ", ".join(f"{len(each.jobs)} jobs, account {each.api.account_id}" for each in setup.configs)
+    return f"{args.config}: OK ({accounts})"
 
 
 def run(args: argparse.Namespace, signals: Signals) -> int:
     """Serve until SIGTERM or SIGINT; 0 after a clean stop, 1 when the address cannot be bound."""
-    address = parse_listen_address(args.listen_address)
-    web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
-    shard = parse_shard(args.shard, socket.gethostname()) if args.shard else Shard()
     simulator: Simulator | None = None
+    demo: Config | None = None
     if args.demo:
         demo, simulator = _demo_config()
-        configs: tuple[Config, ...] = (demo,)
-    else:
-        configs = load_configs(args.config)
-    configs = tuple(config.sharded(shard) for config in configs)
     try:
-        app = App(configs, address, web)
+        setup = load(args, demo)
+    except ConfigError:
+        if simulator is not None:
+            simulator.stop()
+        raise
+    configs = setup.configs
+    try:
+        app = App(configs, setup.address, setup.web)
     except OSError as error:
         log.error("cannot listen on %s: %s", args.listen_address, error.strerror or error)
         return 1
@@ -59,7 +88,7 @@ def run(args: argparse.Namespace, signals: Signals) -> int:
     _log_summary(configs, demo=simulator is not None)
     app.start()
     config_path = None if args.demo else args.config
-    signals.attach(lambda: _reload(app, config_path, shard))
+    signals.attach(lambda: _reload(app, config_path, setup.shard))
     signals.stop.wait()
     log.info("stopping")
     app.stop()
@@ -74,7 +103,7 @@ def _reload(app: App, config_path: str | None, shard: Shard) -> None:
         log.info("SIGHUP ignored: the demo has no configuration file")
         return
     try:
-        configs = tuple(config.sharded(shard) for config in load_configs(config_path))
+        configs = _load_configs(config_path, shard)
     except ConfigError as error:
         log.error("reload failed, keeping the running configuration: %s", error)
         app.reload_failed()
@@ -114,6 +143,5 @@ def _demo_config() -> tuple[Config, Simulator]:
         api=ApiConfig(account_id=simulator.account_id, api_key=DEMO_API_KEY, base_url=simulator.base_url),
         jobs=tuple(DEMO_JOB_IDS),
         polling=PollingConfig(interval_seconds=5.0),
-        rate_limit=RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1),
     )
     return config, simulator

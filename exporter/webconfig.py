@@ -49,9 +49,11 @@ from types import MappingProxyType
 from typing import Any
 
 import bcrypt
-import yaml
 
+from exporter import validate
+from exporter.configfile import CERTIFICATE, load_yaml, read_pem
 from exporter.errors import ConfigError
+from exporter.validate import default
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +297,7 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     Raises ConfigError naming the offending key; never with a password or hash in the message.
     """
     config_path = Path(path).absolute()  # relative cert paths must not depend on a later chdir
-    document = _mapping(_read_yaml(config_path), FILE_KEY, allow_none=True)
+    document = validate.mapping(load_yaml(config_path, FILE_KEY), FILE_KEY)
     _reject_unknown_keys(document, "", _TOP_LEVEL_KEYS)
     config = WebConfig(
         tls=_parse_tls(document.get("tls_server_config"), config_path.parent),
@@ -307,99 +309,22 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
     return config
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys, which YAML would otherwise resolve silently (last one wins)."""
-
-
-def _construct_mapping_once(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode):
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_once)
-
-
-def _read_yaml(path: Path) -> Any:
-    """The parsed document; YAML errors quote only the position and problem, never the offending text."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(FILE_KEY, f"cannot read {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(FILE_KEY, f"cannot read {path}: not UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as error:
-        raise ConfigError(FILE_KEY, f"invalid YAML in {path}{_yaml_position(error)}") from None
-
-
-def _yaml_position(error: yaml.YAMLError) -> str:
-    """` at line L, column C: problem`, leaving out PyYAML's snippet of the file, which may hold a hash."""
-    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
-        return ""
-    mark = error.problem_mark
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
-
-
-def _type_name(value: object) -> str:
-    """The YAML word for a value's type, for messages that must not echo the value itself."""
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def _mapping(value: object, key: str, *, allow_none: bool = False) -> dict[Any, Any]:
-    if value is None and allow_none:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"must be a mapping, got {_type_name(value)}")
-    return value
-
-
-def _string(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, got {_type_name(value)}")
-    return value
-
-
-def _boolean(value: object, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, got {_type_name(value)}")
-    return value
-
-
-def _choice(value: object, key: str, choices: tuple[str, ...] | list[str]) -> str:
-    text = _string(value, key)
-    if text not in choices:
-        raise ConfigError(key, f"must be one of {', '.join(choices)}, got {text!r}")
-    return text
-
-
 def _reject_unknown_keys(section: Mapping[Any, Any], prefix: str, known: tuple[str, ...]) -> None:
-    """Typos must not pass silently: a misspelt `client_auth_type` would otherwise disable client auth."""
+    """Typos must not pass silently: a misspelt `client_auth_type` would otherwise disable client auth. Keys of
+    the Go toolkit that this exporter cannot honour get their own reason."""
     for name in section:
-        key = f"{prefix}{name}"
-        if key in _UNSUPPORTED:
-            raise ConfigError(key, _UNSUPPORTED[key])
-        if name not in known:
-            raise ConfigError(key, f"unknown key (expected one of {', '.join(known)})")
+        if f"{prefix}{name}" in _UNSUPPORTED:
+            raise ConfigError(f"{prefix}{name}", _UNSUPPORTED[f"{prefix}{name}"])
+    validate.reject_unknown_keys(section, prefix, known)
 
 
 def _parse_tls(value: object, base: Path) -> TLSSettings | None:
     """The TLS settings, or None when the section is absent or empty (plain HTTP)."""
-    section = _mapping(value, "tls_server_config", allow_none=True)
+    section = validate.mapping(value, "tls_server_config")
     if not section:
         return None
     _reject_unknown_keys(section, "tls_server_config.", _TLS_KEYS)
-    auth_type = _client_auth_type(section.get("client_auth_type", "NoClientCert"))
+    auth_type = _client_auth_type(section.get("client_auth_type", default(TLSSettings, "client_auth_type")))
     min_version, max_version = _tls_versions(section)
     _check_curves(section.get("curve_preferences"))
     return TLSSettings(
@@ -410,14 +335,15 @@ def _parse_tls(value: object, base: Path) -> TLSSettings | None:
         min_version=min_version,
         max_version=max_version,
         openssl_ciphers=_openssl_ciphers(section.get("cipher_suites")),
-        prefer_server_cipher_suites=_boolean(
-            section.get("prefer_server_cipher_suites", True), "tls_server_config.prefer_server_cipher_suites"
+        prefer_server_cipher_suites=validate.boolean(
+            section.get("prefer_server_cipher_suites", default(TLSSettings, "prefer_server_cipher_suites")),
+            "tls_server_config.prefer_server_cipher_suites",
         ),
     )
 
 
 def _resolve(value: object, key: str, base: Path) -> Path:
-    text = _string(value, key)
+    text = validate.string(value, key)
     if not text:
         raise ConfigError(key, "must not be empty")
     return base / Path(text).expanduser()  # an absolute path replaces base
@@ -433,7 +359,7 @@ def _required_path(section: Mapping[str, Any], name: str, base: Path) -> Path:
 def _client_auth_type(value: object) -> str:
     key = "tls_server_config.client_auth_type"
     text = _CLIENT_AUTH_ALIASES.get(value, value) if isinstance(value, str) else value
-    auth_type = _choice(text, key, _CLIENT_AUTH_TYPES)
+    auth_type = validate.choice(text, key, _CLIENT_AUTH_TYPES)
     if auth_type == "RequireAnyClientCert":
         raise ConfigError(
             key,
@@ -457,8 +383,17 @@ def _client_ca_file(section: Mapping[str, Any], auth_type: str, base: Path) -> P
 
 def _tls_versions(section: Mapping[str, Any]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
     names = list(_TLS_VERSIONS)
-    lowest = _choice(section.get("min_version", "TLS12"), "tls_server_config.min_version", names)
-    highest = _choice(section.get("max_version", "TLS13"), "tls_server_config.max_version", names)
+    name_of = {version: name for name, version in _TLS_VERSIONS.items()}  # the defaults are TLSSettings'
+    lowest = validate.choice(
+        section.get("min_version", name_of[default(TLSSettings, "min_version")]),
+        "tls_server_config.min_version",
+        names,
+    )
+    highest = validate.choice(
+        section.get("max_version", name_of[default(TLSSettings, "max_version")]),
+        "tls_server_config.max_version",
+        names,
+    )
     if _TLS_VERSIONS[highest] < _TLS_VERSIONS[lowest]:
         raise ConfigError("tls_server_config.max_version", f"{highest} is below min_version {lowest}")
     return _TLS_VERSIONS[lowest], _TLS_VERSIONS[highest]
@@ -470,16 +405,11 @@ def _openssl_ciphers(value: object) -> str | None:
         return None
     key = "tls_server_config.cipher_suites"
     names = [
-        _choice(name, f"{key}[{index}]", list(_CIPHER_SUITES)) for index, name in enumerate(_list(value, key))
+        validate.choice(name, f"{key}[{index}]", list(_CIPHER_SUITES))
+        for index, name in enumerate(validate.a_list(value, key))
     ]
     openssl_names = [name for name in (_CIPHER_SUITES[go_name] for go_name in names) if name is not None]
     return ":".join(openssl_names) or None
-
-
-def _list(value: object, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(key, f"must be a list, got {_type_name(value)}")
-    return value
 
 
 def _check_curves(value: object) -> None:
@@ -487,8 +417,8 @@ def _check_curves(value: object) -> None:
     if value is None:
         return
     key = "tls_server_config.curve_preferences"
-    for index, name in enumerate(_list(value, key)):
-        _choice(name, f"{key}[{index}]", _CURVES)
+    for index, name in enumerate(validate.a_list(value, key)):
+        validate.choice(name, f"{key}[{index}]", _CURVES)
     if value:
         log.warning(
             "%s is not supported by Python's ssl module and is ignored; OpenSSL's defaults apply", key
@@ -497,11 +427,11 @@ def _check_curves(value: object) -> None:
 
 def _parse_http(value: object) -> dict[str, str]:
     """The extra response headers; `http2` is accepted and has no effect (the server speaks HTTP/1.1)."""
-    section = _mapping(value, "http_server_config", allow_none=True)
+    section = validate.mapping(value, "http_server_config")
     _reject_unknown_keys(section, "http_server_config.", _HTTP_KEYS)
     if "http2" in section:
-        _boolean(section["http2"], "http_server_config.http2")
-    headers = _mapping(section.get("headers"), "http_server_config.headers", allow_none=True)
+        validate.boolean(section["http2"], "http_server_config.http2")
+    headers = validate.mapping(section.get("headers"), "http_server_config.headers")
     return {name: text for name, text in ((n, _header(n, v)) for n, v in headers.items()) if text}
 
 
@@ -509,7 +439,7 @@ def _header(name: object, value: object) -> str:
     key = f"http_server_config.headers.{name}"
     if name not in _HEADER_VALUES:
         raise ConfigError(key, f"cannot be set (allowed: {', '.join(_HEADER_VALUES)})")
-    text = "" if value is None else _string(value, key)
+    text = "" if value is None else validate.string(value, key)
     allowed = _HEADER_VALUES[str(name)]
     if text and allowed is not None and text not in allowed:
         raise ConfigError(key, f"must be one of {', '.join(allowed)}, got {text!r}")
@@ -520,21 +450,23 @@ def _header(name: object, value: object) -> str:
 
 def _parse_users(value: object) -> dict[str, bytes]:
     """User name to bcrypt hash. Malformed hashes fail here rather than at the first scrape."""
-    section = _mapping(value, "basic_auth_users", allow_none=True)
+    section = validate.mapping(value, "basic_auth_users")
     return {_user_name(name): _bcrypt_hash(name, hashed) for name, hashed in section.items()}
 
 
 def _parse_excluded_paths(value: object) -> frozenset[str]:
     """The health paths served without basic auth; nothing else may be listed."""
     key = "basic_auth_excluded_paths"
-    items = [] if value is None else _list(value, key)
-    return frozenset(_choice(path, f"{key}[{index}]", _EXCLUDABLE_PATHS) for index, path in enumerate(items))
+    items = [] if value is None else validate.a_list(value, key)
+    return frozenset(
+        validate.choice(path, f"{key}[{index}]", _EXCLUDABLE_PATHS) for index, path in enumerate(items)
+    )
 
 
 def _user_name(name: object) -> str:
     key = f"basic_auth_users.{name}"
     if not isinstance(name, str):
-        raise ConfigError(key, f"user name must be a string, got {_type_name(name)}")
+        raise ConfigError(key, f"user name must be a string, got {validate.type_name(name)}")
     if ":" in name:
         raise ConfigError(key, "user name cannot contain ':' (basic auth splits user and password on it)")
     return name
@@ -563,17 +495,6 @@ def _build_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     return context
 
 
-def _read_pem(key: str, path: Path, marker: bytes, what: str) -> bytes:
-    """Fail early with a clear reason: OpenSSL's own errors ('PEM lib') do not say which file is wrong."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(key, f"cannot read {path}: {error.strerror or error}") from None
-    if marker not in data:
-        raise ConfigError(key, f"no PEM {what} in {path}")
-    return data
-
-
 _ENCRYPTED_KEY = "is encrypted, and the web config format has no passphrase: decrypt it (openssl pkey)"
 
 
@@ -583,8 +504,8 @@ def _no_passphrase() -> bytes:
 
 
 def _load_certificate(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
-    _read_pem("tls_server_config.cert_file", cert_file, b"-----BEGIN CERTIFICATE-----", "certificate")
-    key_pem = _read_pem("tls_server_config.key_file", key_file, b"PRIVATE KEY-----", "private key")
+    read_pem("tls_server_config.cert_file", cert_file, CERTIFICATE, "certificate")
+    key_pem = read_pem("tls_server_config.key_file", key_file, b"PRIVATE KEY-----", "private key")
     if b"ENCRYPTED" in key_pem:
         raise ConfigError("tls_server_config.key_file", _ENCRYPTED_KEY)
     try:
@@ -601,7 +522,7 @@ def _load_certificate(context: ssl.SSLContext, cert_file: Path, key_file: Path) 
 
 def _load_client_ca(context: ssl.SSLContext, ca_file: Path) -> None:
     key = "tls_server_config.client_ca_file"
-    _read_pem(key, ca_file, b"-----BEGIN CERTIFICATE-----", "certificate")
+    read_pem(key, ca_file, CERTIFICATE, "certificate")
     try:
         context.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as error:

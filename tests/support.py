@@ -414,3 +414,20 @@ def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLCon
     if cert is not None:
         cert.configure_cert(context)
     return context
+
+
+def run_in_process(*argv: str) -> tuple[int, str]:
+    """The exit code and stderr of `cli.execute` — what `main` runs once its signal handlers are installed — with
+    a stop already requested: `--check-config` validates and returns; a start validates with the same function,
+    binds 127.0.0.1:0, starts its threads and stops them at once."""
+    import io
+
+    from exporter.cli import Signals, build_parser, execute
+
+    args = build_parser().parse_args(["--web.listen-address", "127.0.0.1:0", *argv])
+    signals = Signals()
+    signals.stop.set()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = execute(args, signals)
+    return code, stderr.getvalue()

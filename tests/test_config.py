@@ -82,13 +82,33 @@ BAD = [
         "poling: unknown key (known: api, discover, jobs, polling, rate_limit, state_file)",
     ),
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
+    *(
+        (
+            f"api: {{account_id: acme, base_url: {base_url}}}\njobs: [1]\n",
+            "api.base_url: must be a URL with a host and no spaces, like https://api.xplenty.com",
+        )
+        for base_url in [
+            "https://",
+            "'http://:80'",
+            "'https://api.xplenty.com:99999'",
+            "'https://[::1'",
+            "'https://a b'",
+        ]
+    ),
+    *(
+        (
+            f"api: {{account_id: {account_id}}}\njobs: [1]\n",
+            "api.account_id: must be a non-empty account id without '/', '?', '#', '%', spaces or control characters",
+        )
+        for account_id in ['""', "a/b", "'acme?x'", "'my acme'", '"acme\\t"', "'a#b'", "a%2F", '"\\u200b"']
+    ),
     (
         "api: {account_id: acme, timeout_seconds: ten}\njobs: [1]\n",
         "api.timeout_seconds: must be a number, got a string",
     ),
     (
         "api: {account_id: acme, timeout_seconds: 0}\njobs: [1]\n",
-        "api.timeout_seconds: must be a number greater than 0, got 0",
+        "api.timeout_seconds: must be a number greater than 0 and at most 3600, got 0",
     ),
     (
         "api: {account_id: acme, base_url: ftp://x}\njobs: [1]\n",
@@ -96,7 +116,7 @@ BAD = [
     ),
     (
         "api: {account_id: acme}\njobs: [1]\npolling: {interval_seconds: -1}\n",
-        "polling.interval_seconds: must be a number greater than 0, got -1",
+        "polling.interval_seconds: must be a number greater than 0 and at most 86400, got -1",
     ),
     (
         "api: {account_id: acme}\njobs: [1]\nrate_limit: {reserve: 1.5}\n",
@@ -134,7 +154,9 @@ def test_invalid_yaml_says_where(tmp_path: Path) -> None:
     path = write(tmp_path, "api: {account_id: acme\njobs: [1]\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={API_KEY_ENV: "k"})
-    assert str(caught.value) == f"{path}: not valid YAML at line 2"
+    assert str(caught.value) == (
+        f"--config: invalid YAML in {path} at line 2, column 5: expected ',' or '}}', but got ':'"
+    )
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -241,7 +263,7 @@ BAD_ACCOUNTS = [
     ),
     (
         "api: {account_id: a}\ndiscover: {package_ids: [1], max_jobs: 0}\n",
-        "discover.max_jobs: must be greater than 0, got 0",
+        "discover.max_jobs: must be an integer from 1 to 100000, got 0",
     ),
     (
         "api: {account_id: a}\nname: x\njobs: [1]\n",

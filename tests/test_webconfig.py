@@ -451,14 +451,14 @@ BAD_CONFIGS = [
     pytest.param("- a list\n", "--web.config.file: must be a mapping, got a list", id="not-a-mapping"),
     pytest.param(
         "basic_auth_users: {}\nbasic_auth_userz: {}\n",
-        "basic_auth_userz: unknown key (expected one of tls_server_config, http_server_config, basic_auth_users, "
-        "basic_auth_excluded_paths)",
+        "basic_auth_userz: unknown key (known: basic_auth_excluded_paths, basic_auth_users, http_server_config, "
+        "tls_server_config)",
         id="unknown-top-level-key",
     ),
     pytest.param(
         TLS + "  client_auth: RequireAndVerifyClientCert\n",
-        "tls_server_config.client_auth: unknown key (expected one of cert_file, key_file, client_auth_type, "
-        "client_ca_file, min_version, max_version, cipher_suites, prefer_server_cipher_suites, curve_preferences)",
+        "tls_server_config.client_auth: unknown key (known: cert_file, cipher_suites, client_auth_type, "
+        "client_ca_file, curve_preferences, key_file, max_version, min_version, prefer_server_cipher_suites)",
         id="misspelt-tls-key",
     ),
     pytest.param(
@@ -604,7 +604,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         "http_server_config:\n  http3: true\n",
-        "http_server_config.http3: unknown key (expected one of http2, headers)",
+        "http_server_config.http3: unknown key (known: headers, http2)",
         id="unknown-http-key",
     ),
     pytest.param(
