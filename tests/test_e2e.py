@@ -16,7 +16,7 @@ One module-scoped stack serves every test. Three exporters, in two scrape jobs:
   shard 0 alone sees only the failure, and the package alert must not fire until job 102 fails. Package
   hourly_events (11) completed half an hour ago (job 105, shard 1) and is running (job 101, shard 0).
 - "integrateio-accounts": one exporter with `accounts:` (globex and initech, each against its own simulator
-  with its own key), which use the same job ids (201 running, 202 completed) and package id (21): every series
+  with its own key), which use the same job ids (201 running, 202 to 204 completed) and package id (21): every series
   carries an `account` label, and the rules must keep the accounts apart. globex lists its job ids, initech
   finds them by discovery (`discover: {package_ids: [21]}`).
 
@@ -69,6 +69,7 @@ SCRAPE_JOB = "integrateio-exporter"  # the shipped IntegrateioExporterDown match
 
 ACCOUNTS_JOB = "integrateio-accounts"
 ACCOUNTS = {"globex": "e2e-key-globex-77", "initech": "e2e-key-initech-91"}  # name (and account id) -> key
+COMPLETED_ACCOUNT_JOBS = (202, 203, 204)  # package 21 in both accounts, beside the running 201
 
 HEALTHY_JOB = 101
 FAILING_JOB = 102
@@ -193,15 +194,16 @@ def stack() -> Iterator[Stack]:
                 SimJob(id=201, status="running", progress=0.2, package_id=21, package_name=f"{name}_sync"),
                 progress_per_second=0.001,
             )
-            account_sim.add_job(
-                SimJob(
-                    id=202,
-                    status="completed",
-                    runtime_in_seconds=60,
-                    package_id=21,
-                    package_name=f"{name}_sync",
+            for job_id in COMPLETED_ACCOUNT_JOBS:  # three completed runs: the package's typical duration
+                account_sim.add_job(
+                    SimJob(
+                        id=job_id,
+                        status="completed",
+                        runtime_in_seconds=60,
+                        package_id=21,
+                        package_name=f"{name}_sync",
+                    )
                 )
-            )
             accounts.append(
                 {
                     "name": name,
@@ -212,7 +214,11 @@ def stack() -> Iterator[Stack]:
                         "timeout_seconds": 2,
                     },
                     # initech follows its package's runs (discover:) instead of listing them
-                    **({"discover": {"package_ids": [21]}} if name == "initech" else {"jobs": [201, 202]}),
+                    **(
+                        {"discover": {"package_ids": [21]}}
+                        if name == "initech"
+                        else {"jobs": [201, *COMPLETED_ACCOUNT_JOBS]}
+                    ),
                     "polling": {"interval_seconds": 1},
                 }
             )
@@ -442,9 +448,18 @@ def test_alert_rule_evaluates_against_the_exporter(stack: Stack, expression: Exp
 
 
 def test_discovery_finds_the_runs_of_a_package(stack: Stack) -> None:
-    """initech lists no job id: discovery found both runs of its package 21, and they carry the account."""
+    """initech lists no job id: discovery found the four runs of its package 21, and they carry the account."""
     answer = stack.query(f'integrateio_discovered_jobs{{job="{ACCOUNTS_JOB}"}}')
     discovered = {s["metric"].get("account"): float(s["value"][1]) for s in answer["data"]["result"]}
-    assert discovered == {"initech": 2.0}
+    assert discovered == {"initech": 4.0}
     answer = stack.query(f'integrateio_job_info{{job="{ACCOUNTS_JOB}",account="initech"}}')
-    assert {s["metric"]["job_id"] for s in answer["data"]["result"]} == {"201", "202"}
+    assert {s["metric"]["job_id"] for s in answer["data"]["result"]} == {"201", "202", "203", "204"}
+
+
+def test_each_account_has_its_packages_typical_duration(stack: Stack) -> None:
+    """Three completed runs of 60 s each: the median IntegrateioRunTooLong compares a running run with."""
+    answer = stack.query(f'integrateio_package_typical_duration_seconds{{job="{ACCOUNTS_JOB}"}}')
+    typical = {
+        (s["metric"]["account"], s["metric"]["package_id"]): s["value"][1] for s in answer["data"]["result"]
+    }
+    assert typical == {("globex", "21"): "60", ("initech", "21"): "60"}
