@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from exporter import config as config_module
 from exporter.app import App
-from exporter.config import parse_config, parse_configs
+from exporter.config import API_KEY_ENV, parse_config, parse_configs
+from exporter.errors import ConfigError
 from exporter.simulator import SimJob, Simulator
+from exporter.validate import MAX_ID
 from tests.e2e_support import prom_query, start_service, write_yaml
 from tests.support import API_KEY, make_config, require_tools, wait_until
 from tests.test_helm import (
@@ -494,3 +498,49 @@ def test_helm_lint_is_clean_with_the_new_options(chart: helm.Chart, values: dict
     report = helm.lint(CHART, copy.deepcopy(values), strict=True, namespace=NAMESPACE)
     assert (report["errors"], report["messages"]) == ([], [])
     validate_all(render(chart, values))
+
+
+# --- the schema's ranges are the exporter's own -------------------------------------------------------------
+
+SCHEMA = CHART / "values.schema.json"
+# (schema definition, key) → the exporter's limit: a value the exporter would refuse at start is refused by
+# `helm install` already, and the two cannot drift apart.
+EXPORTER_MAXIMA = {
+    ("api", "timeout_seconds"): config_module.MAX_TIMEOUT_SECONDS,
+    ("api", "max_response_bytes"): config_module.MAX_RESPONSE_BYTES,
+    ("discover", "max_age_seconds"): config_module.MAX_AGE_SECONDS,
+    ("discover", "max_jobs"): config_module.MAX_DISCOVERED_JOBS,
+    ("polling", "interval_seconds"): config_module.MAX_INTERVAL_SECONDS,
+    ("polling", "missing_recheck_seconds"): config_module.MAX_RECHECK_SECONDS,
+    ("polling", "concurrency"): config_module.MAX_CONCURRENCY,
+    ("rate_limit", "credits"): config_module.MAX_CREDITS,
+    ("rate_limit", "window_seconds"): config_module.MAX_WINDOW_SECONDS,
+}
+
+
+def test_schema_maxima_are_the_exporters_limits() -> None:
+    definitions = json.loads(SCHEMA.read_text(encoding="utf-8"))["definitions"]
+    found = {key: definitions[key[0]]["properties"][key[1]].get("maximum") for key in EXPORTER_MAXIMA}
+    assert found == EXPORTER_MAXIMA
+    assert definitions["jobs"]["items"]["maximum"] == MAX_ID
+    assert definitions["discover"]["properties"]["package_ids"]["items"]["maximum"] == MAX_ID
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("polling", "interval_seconds", 86401),
+        ("polling", "concurrency", 65),
+        ("rate_limit", "credits", 10**9 + 1),
+        ("api", "timeout_seconds", 3601),
+    ],
+)
+def test_schema_refuses_what_the_exporter_would_refuse_at_start(
+    chart: helm.Chart, section: str, key: str, value: int
+) -> None:
+    values = copy.deepcopy(MINIMAL)
+    values["config"].setdefault(section, {})[key] = value
+    with pytest.raises(helm.HelmValuesError, match=f"{key}"):
+        render_raw(chart, values)
+    with pytest.raises(ConfigError, match=f"^{section}.{key}: "):
+        parse_config(values["config"], base_dir=Path("."), environ={API_KEY_ENV: "key"})
