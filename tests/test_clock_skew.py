@@ -164,7 +164,13 @@ def play_scenario(sim: Simulator, exporter_for: Start) -> Samples:
 
 
 def job_values(metrics: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {key: value for key, value in metrics.values.items() if key[0] in SCENARIO_FAMILIES}
+    """The scenario's series; `html_url` is left out of the labels, since each run has a simulator (and port)
+    of its own."""
+    return {
+        (name, frozenset((label, value) for label, value in labels if label != "html_url")): sample
+        for (name, labels), sample in metrics.values.items()
+        if name in SCENARIO_FAMILIES
+    }
 
 
 def timestamps(metrics: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
