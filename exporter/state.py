@@ -154,4 +154,5 @@ def _job_from(document: dict[str, Any]) -> Job:
     fields["status"] = JobStatus(fields["status"])
     fields["outputs"] = tuple(JobOutput(**output) for output in fields["outputs"])
     fields["unusable"] = tuple(fields.get("unusable", ()))
+    fields["absent"] = tuple(fields.get("absent", ()))
     return Job(**fields)
