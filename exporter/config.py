@@ -47,6 +47,7 @@ class PollingConfig:
     interval_seconds: float = 60.0
     missing_recheck_seconds: float = 3600.0
     concurrency: int = 4
+    outputs_refresh_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         required=True,
     )
     polling = _mapping(
-        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency"}
+        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency", "outputs_refresh_seconds"},
     )
     rate = _mapping(root.get("rate_limit", {}), "rate_limit", {"credits", "window_seconds", "reserve"})
 
@@ -229,6 +230,7 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
             interval_seconds=_positive(polling, "polling.interval_seconds", 60.0),
             missing_recheck_seconds=_positive(polling, "polling.missing_recheck_seconds", 3600.0),
             concurrency=_positive_int(polling, "polling.concurrency", 4),
+            outputs_refresh_seconds=_positive(polling, "polling.outputs_refresh_seconds", 300.0),
         ),
         rate_limit=_rate_limit(rate),
         state_file=_optional_path(root, "state_file", base_dir),
