@@ -200,7 +200,9 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         required=True,
     )
     polling = _mapping(
-        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency", "outputs_refresh_seconds"},
+        root.get("polling", {}),
+        "polling",
+        {"interval_seconds", "missing_recheck_seconds", "concurrency", "outputs_refresh_seconds"},
     )
     rate = _mapping(root.get("rate_limit", {}), "rate_limit", {"credits", "window_seconds", "reserve"})
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from exporter.cache import JobCache, JobState
+from exporter.list_items import ListItems
 from exporter.model import Job, JobStatus
 from exporter.retries import RetryBook
 
@@ -20,8 +21,15 @@ log = logging.getLogger(__name__)
 class Recorder:
     """Stores answers for one account's cache, and tells the retry book which jobs answered well."""
 
-    def __init__(self, cache: JobCache, retries: RetryBook, wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        cache: JobCache,
+        retries: RetryBook,
+        wall_clock: Callable[[], float],
+        list_items: ListItems,
+    ) -> None:
         self._cache = cache
+        self._list_items = list_items
         self._retries = retries
         self._wall_clock = wall_clock
 
@@ -37,6 +45,7 @@ class Recorder:
             if job.unusable or job.status is JobStatus.UNKNOWN:
                 partial_answers.append(job)
             fresh.append(job.filled_from(have) if have else job)
+            self._list_items.saw(job)
             self._retries.succeeded(job.id)
         for before, after in self._cache.record_jobs(fresh, self._wall_clock()):
             _log_change(before, after)

@@ -15,9 +15,10 @@ from exporter.cache import JobCache
 from exporter.client import ApiError, InvalidResponse, NotFound
 from exporter.config import PollingConfig
 from exporter.fetcher import Fetcher
+from exporter.list_items import ListItems
 from exporter.model import FINAL_STATUSES, LISTABLE_STATUSES, Job, JobStatus
 from exporter.paging import read_pages
-from exporter.planner import ListCosts, Plan, confirmations, plan_cycle
+from exporter.planner import ListCosts, Plan, confirmations, outputs_refreshes, plan_cycle
 from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.tasks import Cost, Cycle
@@ -36,8 +37,10 @@ class JobsTask:
         cache: JobCache,
         recorder: Recorder,
         retries: RetryBook,
+        list_items: ListItems,
     ) -> None:
         self._polling = polling
+        self._list_items = list_items
         self._fetch = fetch
         self._cache = cache
         self._recorder = recorder
@@ -71,17 +74,20 @@ class JobsTask:
         return Cost(upcoming.estimated_credits, upcoming.jobs)
 
     def _plan(self, cycle: int, skip: set[int]) -> tuple[Plan, list[int]]:
-        """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed), and the
-        missing jobs due for their rare recheck."""
-        states = self._cache.states()
+        """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed, unless their
+        outputs are due: lean lists), and the missing jobs due for their rare recheck."""
+        every = self._cache.states()
+        states = [state for state in every if self._retries.due(state.job_id, cycle)]
         refresh: dict[int, JobStatus | None] = {}
         for state in states:
-            if state.is_final or state.missing or state.job_id in skip:
-                continue
-            if self._retries.due(state.job_id, cycle):
+            if not (state.is_final or state.missing or state.job_id in skip):
                 refresh[state.job_id] = state.job.status if state.job else None
-        missing = [s.job_id for s in states if s.missing and self._retries.missing_due(s.job_id)]
-        return plan_cycle(refresh, self._costs), missing
+        finals, ages = self._list_items.lacking(states)
+        outputs = outputs_refreshes(
+            ages, self._polling.outputs_refresh_seconds, self._fetch.pace, self._polling.interval_seconds
+        )
+        missing = [s.job_id for s in every if s.missing and self._retries.missing_due(s.job_id)]
+        return plan_cycle(refresh, self._costs, [*finals, *outputs]), missing
 
     def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
         """Read one status list until every expected job was seen (or the list ends)."""
