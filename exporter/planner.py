@@ -7,7 +7,9 @@ per status, whichever is cheaper, using how many pages that status took last tim
 
 A job that was expected in a list but is not on it has changed status (finished, stopped, deleted) or moved
 between pages while we read them; it gets a confirming GET in the same cycle (`confirmations(plan, found)`), so
-its final state is never missed. Jobs never seen yet have no known status: when there are more of them than
+its final state is never missed. A status the documentation does not list (UNKNOWN) cannot be asked for by name: such jobs are found on the
+`status=all` pages when those cost fewer credits than a GET each (`ListCosts` learns their pages under UNKNOWN).
+Jobs never seen yet have no known status: when there are more of them than
 there are non-final statuses, listing every non-final status finds all the unfinished ones in a few credits,
 and only the final ones then need a GET of their own.
 
@@ -90,11 +92,11 @@ def plan_cycle(
     for status, job_ids in sorted(by_status.items(), key=lambda item: item[0].value):
         if status in listed:
             listed[status].update(job_ids)
-        elif status is not JobStatus.UNKNOWN and costs.estimate(status) < len(job_ids):
+        elif costs.estimate(status) < len(job_ids):
             listed[status] = set(job_ids)
         else:
             gets.extend(job_ids)
-    order = [status for status in NON_FINAL_STATUSES if status in listed]
+    order = [status for status in (*NON_FINAL_STATUSES, JobStatus.UNKNOWN) if status in listed]
     return Plan(
         list_statuses=tuple(order),
         expected={status: frozenset(listed[status]) for status in order},

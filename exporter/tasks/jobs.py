@@ -90,7 +90,9 @@ class JobsTask:
         return plan_cycle(refresh, self._costs, [*finals, *outputs]), missing
 
     def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
-        """Read one status list until every expected job was seen (or the list ends)."""
+        """Read one status list until every expected job was seen (or the list ends). Jobs in a status the
+        documentation does not list are looked for on the `status=all` pages, at most one page per job (what
+        their GETs would cost); those not reached get confirming GETs."""
         watched = {state.job_id for state in self._cache.states()}
         found: set[int] = set()
 
@@ -101,7 +103,10 @@ class JobsTask:
             return expected <= found
 
         try:
-            pages = read_pages(self._fetch.pages(status=status.value), take)
+            if status is JobStatus.UNKNOWN:
+                pages = read_pages(self._fetch.pages(status="all"), take, max_pages=len(expected))
+            else:
+                pages = read_pages(self._fetch.pages(status=status.value), take)
         except ApiError as error:
             for job_id in expected - found:
                 self._retries.fail(job_id, error.outcome)
