@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from exporter.app import App
+from exporter.config import API_KEY_ENV, PollingConfig, parse_config
+from exporter.errors import ConfigError
 from exporter.model import JobStatus, parse_job, parse_job_list
 from exporter.planner import ListCosts, outputs_refreshes, plan_cycle
 from exporter.simulator import SimJob, SimOutput, Simulator
@@ -166,3 +169,20 @@ def test_jobs_due_for_outputs_get_a_get_and_leave_the_lists() -> None:
     assert plan.list_statuses == (JobStatus.RUNNING,)
     assert plan.expected[JobStatus.RUNNING] == {1, 3, 4, 5}
     assert plan.gets == (2, 9)
+
+
+def test_the_outputs_cadence_is_configurable_and_checked() -> None:
+    def polling(**keys: float) -> PollingConfig:
+        document = {"api": {"account_id": "acme"}, "jobs": [1], "polling": keys}
+        return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: "k"}).polling
+
+    assert (
+        polling().outputs_refresh_seconds,
+        polling(outputs_refresh_seconds=120).outputs_refresh_seconds,
+    ) == (
+        300.0,
+        120.0,
+    )
+    with pytest.raises(ConfigError) as caught:
+        polling(outputs_refresh_seconds=0)
+    assert str(caught.value) == "polling.outputs_refresh_seconds: must be a number greater than 0, got 0"
