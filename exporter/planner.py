@@ -105,18 +105,19 @@ def plan_cycle(
 
 
 def outputs_refreshes(
-    ages: Mapping[int, float], every: float, credits_per_second: float, interval: float
+    ages: Mapping[int, float], every: float, credits_per_second: float, since: float
 ) -> list[int]:
     """Which jobs get a GET for their outputs this cycle, given the age of each one's outputs (lean lists).
 
     A job is due once its outputs are `every` seconds old — stretched so that these GETs take at most
-    `OUTPUTS_SHARE` of `credits_per_second` — and at most a cycle's even share of them (jobs × interval /
-    cadence) go per cycle, oldest first: they spread over the cycles instead of all falling due together.
+    `OUTPUTS_SHARE` of `credits_per_second` — and at most the even share of them for the `since` seconds since
+    the last cycle (jobs × since / cadence) go now, oldest first: they spread over the cycles instead of all
+    falling due together.
     """
     if not ages:
         return []
     cadence = max(every, len(ages) / (credits_per_second * OUTPUTS_SHARE))
-    quota = math.ceil(len(ages) * interval / cadence)
+    quota = math.ceil(len(ages) * since / cadence)
     due = sorted((-age, job_id) for job_id, age in ages.items() if age >= cadence)
     return [job_id for _, job_id in due[:quota]]
 

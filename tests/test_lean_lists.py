@@ -154,13 +154,13 @@ def test_a_list_item_without_a_field_is_not_a_failure_but_a_garbled_one_is() -> 
 
 def test_lean_outputs_are_refreshed_oldest_first_spread_over_cycles_and_within_half_the_budget() -> None:
     ages = {1: 10.0, 2: 400.0, 3: float("inf"), 4: 299.0}
-    # 4 jobs at a 300 s cadence with a 60 s interval: ceil(4 × 60 / 300) = 1 per cycle, the oldest first.
-    assert outputs_refreshes(ages, 300.0, credits_per_second=10.0, interval=60.0) == [3]
-    assert outputs_refreshes(ages, 300.0, credits_per_second=10.0, interval=300.0) == [3, 2]
+    # 4 jobs at a 300 s cadence, 60 s after the last cycle: ceil(4 × 60 / 300) = 1 now, the oldest first.
+    assert outputs_refreshes(ages, 300.0, credits_per_second=10.0, since=60.0) == [3]
+    assert outputs_refreshes(ages, 300.0, credits_per_second=10.0, since=300.0) == [3, 2]
     # 5,000 credits an hour: 4 jobs fit a 300 s cadence; 1,000 jobs stretch it to 1,000 / (0.5 × 5000/3600) s.
     many = {job_id: 700.0 for job_id in range(1000)}
-    assert outputs_refreshes(many, 300.0, credits_per_second=5000 / 3600, interval=60.0) == []
-    assert len(outputs_refreshes(many, 300.0, credits_per_second=10.0, interval=60.0)) == 200
+    assert outputs_refreshes(many, 300.0, credits_per_second=5000 / 3600, since=60.0) == []
+    assert len(outputs_refreshes(many, 300.0, credits_per_second=10.0, since=60.0)) == 200
 
 
 def test_jobs_due_for_outputs_get_a_get_and_leave_the_lists() -> None:

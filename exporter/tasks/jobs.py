@@ -9,6 +9,7 @@ and not due for their recheck, are left out of the plan.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from exporter.cache import JobCache
@@ -47,6 +48,7 @@ class JobsTask:
         self._retries = retries
         self._costs = ListCosts()
         self._pool: ThreadPoolExecutor | None = None
+        self._last_run: float | None = None
 
     def configure(self, polling: PollingConfig) -> None:
         self._polling = polling
@@ -59,7 +61,11 @@ class JobsTask:
             self._pool = None
 
     def run(self, cycle: Cycle) -> None:
-        plan, missing = self._plan(cycle.number, skip=cycle.refreshed)
+        now = time.monotonic()
+        # Outputs GETs are spread by the time that really passed: a late or stretched cycle takes its due share.
+        since = self._polling.interval_seconds if self._last_run is None else now - self._last_run
+        self._last_run = now
+        plan, missing = self._plan(cycle.number, skip=cycle.refreshed, since=since)
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
@@ -70,12 +76,13 @@ class JobsTask:
 
     def next_cost(self, cycle: Cycle) -> Cost:
         # The first cycle, with every job still unseen, costs more once: pace by the next one.
-        upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed)
+        upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed, since=self._polling.interval_seconds)
         return Cost(upcoming.estimated_credits, upcoming.jobs)
 
-    def _plan(self, cycle: int, skip: set[int]) -> tuple[Plan, list[int]]:
+    def _plan(self, cycle: int, skip: set[int], since: float) -> tuple[Plan, list[int]]:
         """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed, unless their
-        outputs are due: lean lists), and the missing jobs due for their rare recheck."""
+        outputs are due: lean lists, `since` seconds after the last cycle), and the missing jobs due for their
+        rare recheck."""
         every = self._cache.states()
         states = [state for state in every if self._retries.due(state.job_id, cycle)]
         refresh: dict[int, JobStatus | None] = {}
@@ -83,9 +90,7 @@ class JobsTask:
             if not (state.is_final or state.missing or state.job_id in skip):
                 refresh[state.job_id] = state.job.status if state.job else None
         finals, ages = self._list_items.lacking(states)
-        outputs = outputs_refreshes(
-            ages, self._polling.outputs_refresh_seconds, self._fetch.pace, self._polling.interval_seconds
-        )
+        outputs = outputs_refreshes(ages, self._polling.outputs_refresh_seconds, self._fetch.pace, since)
         missing = [s.job_id for s in every if s.missing and self._retries.missing_due(s.job_id)]
         return plan_cycle(refresh, self._costs, [*finals, *outputs]), missing
 
