@@ -64,15 +64,16 @@ class ListItems:
         else:
             log.info("list answers carry job outputs again: no more single GETs for records counts")
 
-    def saw(self, job: Job) -> None:
-        """A stored answer for `job`: did it carry outputs?"""
+    def saw(self, job: Job, was_final: bool) -> None:
+        """A stored answer for `job`: did it carry outputs? `was_final`: the job was final before this answer,
+        so its outputs cannot have changed (a finished run re-read on a lean page by discovery lacks nothing)."""
         now = self._wall_clock()
         with self._lock:
-            if "outputs" in job.absent:
-                self._lacking.add(job.id)
-            else:
+            if "outputs" not in job.absent:
                 self._outputs_at[job.id] = now
                 self._lacking.discard(job.id)
+            elif not was_final:
+                self._lacking.add(job.id)
 
     def lacking(self, states: Iterable[JobState]) -> tuple[list[int], dict[int, float]]:
         """Watched jobs whose latest answer came without outputs: the final ones (each needs one GET), and the

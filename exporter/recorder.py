@@ -51,7 +51,7 @@ class Recorder:
             if job.unusable or job.status is JobStatus.UNKNOWN:
                 partial_answers.append(job)
             fresh.append(job.filled_from(have) if have else job)
-            self._list_items.saw(job)
+            self._list_items.saw(job, was_final=have is not None and have.status.is_final)
             if job.status is not JobStatus.UNKNOWN:
                 self._retries.succeeded(job.id)
         for before, after in self._cache.record_jobs(fresh, self._wall_clock()):

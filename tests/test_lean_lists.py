@@ -10,6 +10,7 @@ here against lean simulators, and a lifecycle with enough jobs that status lists
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from exporter.planner import ListCosts, outputs_refreshes, plan_cycle
 from exporter.simulator import SimJob, SimOutput, Simulator
 from exporter.simulator.listing import LIST_ITEM_MODES
 from tests.support import Samples, scrape, wait_until
+from tests.test_discovery import (  # noqa: F401  (collected again here, against the `sim` below)
+    test_a_new_run_appears_and_an_old_final_run_ages_out,
+)
 from tests.test_exporter import (  # noqa: F401  (collected again here, against the `sim` below)
     test_a_failure_shows_within_seconds_and_final_jobs_cost_nothing_more,
     test_a_missing_job_is_shown_asked_rarely_and_does_not_disturb_others,
@@ -134,6 +138,29 @@ def test_a_listed_lifecycle_keeps_every_value_fresh_in_every_list_mode(
         )
         said = [r.getMessage() for r in caplog.records if r.name == "exporter.list_items"]
         assert len(said) == 2 and "again" in said[1]
+
+
+def test_discovered_runs_on_lean_pages_get_their_records_and_a_final_one_a_single_get(
+    sim: Simulator, exporter_for: Start
+) -> None:
+    now = int(time.time())
+    for job_id, status in ((1, "completed"), (2, "running")):
+        outputs = [SimOutput(id=job_id, name="out", records_count=10 * job_id)]
+        sim.add_job(
+            SimJob(id=job_id, status=status, package_id=7, created_at=now - 10 * job_id, outputs=outputs)
+        )
+    app = exporter_for(
+        sim,
+        [],
+        discover={"package_ids": [7]},
+        interval=0.5,
+        credits=100_000,
+        polling={"outputs_refresh_seconds": OUTPUTS_EVERY},
+    )
+    wait_until(lambda: all(matches_the_api(scrape(app), sim, job_id) for job_id in (1, 2)), 10, "both runs")
+    sim.update_job(2, outputs=[SimOutput(id=2, name="out", records_count=555)])
+    wait_until(lambda: matches_the_api(scrape(app), sim, 2), 3 * OUTPUTS_EVERY, "run 2's new records")
+    assert gets_of(sim).count(1) == 1  # the final run: one GET for its figures, then never again
 
 
 def test_a_list_item_without_a_field_is_not_a_failure_but_a_garbled_one_is() -> None:
