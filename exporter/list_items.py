@@ -42,10 +42,6 @@ class ListItems:
         self._lacking: set[int] = set()  # jobs whose latest stored answer came without outputs
         cache.update_exporter(list_items=self._mode)
 
-    @property
-    def mode(self) -> str:
-        return self._mode
-
     def observe_page(self, jobs: list[Job]) -> None:
         """Judge one list page: lean when any item lacks outputs, full when all carry them; empty says nothing."""
         if not jobs:

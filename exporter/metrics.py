@@ -363,8 +363,9 @@ LIST_ITEMS_MODE = declare(
     "What the API's job lists carry: 1 for the mode seen on the last list page, 0 for the other.",
     ("mode",),
     example='integrateio_list_items_mode{mode="lean"} 1.0',
-    details=f"`mode` is one of {_code(LIST_MODES)}. `full`: items carry outputs (as documented); `lean`: they do not, so records counts come from "
-    "single GETs every `polling.outputs_refresh_seconds` (stretched to the budget). `full` until a list is read.",
+    details=f"`mode` is one of {_code(LIST_MODES)}. `full`: items carry outputs (as documented); `lean`: they "
+    "do not, so records counts come from single GETs every `polling.outputs_refresh_seconds` (stretched to the "
+    "budget). `full` until a list is read.",
 )
 
 # --- one set per package the watched jobs belong to ------------------------------------------------------------

@@ -15,15 +15,16 @@ from exporter.simulator.statuses import STATUSES
 from exporter.simulator.timestamps import parse_timestamp
 
 DEFAULT_LIMIT: Final = 20
-# What a GET /jobs item carries. The documentation (xplenty/xplenty-api-doc-v2, resources/job.md, "List Jobs")
-# shows list items as full jobs, but no recorded real list answer confirms `outputs` is there: "lean" leaves it
-# out, as a list endpoint that skips a per-item join would; "nulls" sends it and the other fields a list may not
-# fill (progress, runtime, package) as null. GET /jobs/{id} stays full in every mode.
+MAX_LIMIT: Final = 100
+_DIGITS = re.compile(r"\A[0-9]+\Z")
+# What a GET /jobs item carries. The documentation (xplenty/xplenty-api-doc-v2, sections/list-jobs.md) lists
+# `outputs` among "the details returned for each job" (and no `package` object), but no recorded real list answer
+# confirms `outputs` is there: "lean" leaves it out, as a list endpoint that skips a per-item join would; "nulls"
+# sends it and the other fields a list may not fill (progress, runtime, package) as null. GET /jobs/{id} stays
+# full in every mode.
 LIST_ITEM_MODES: Final = ("full", "lean", "nulls")
 _LEAN_FIELDS: Final = ("outputs", "outputs_count")
 _NULL_FIELDS: Final = ("outputs", "outputs_count", "progress", "runtime_in_seconds", "package")
-MAX_LIMIT: Final = 100
-_DIGITS = re.compile(r"\A[0-9]+\Z")
 
 
 class BadQuery(ValueError):
