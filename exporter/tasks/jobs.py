@@ -3,7 +3,7 @@
 Executes the planner's plan: status lists first (each read until every expected job was seen), then a
 confirming GET for each job missing from the list it was expected on, then the single GETs. Many jobs missing
 at once (a cold start over finished jobs, a batch that just ended) are first looked for on the final statuses'
-lists, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
+lists and then on all jobs' pages, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
 and not due for their recheck, are left out of the plan.
 """
 
@@ -120,8 +120,9 @@ class JobsTask:
         return found
 
     def _find_finished(self, job_ids: list[int]) -> list[int]:
-        """Look for many jobs on the final statuses' lists, 100 a credit, before one GET each. Stops once all
-        are found, or once it has cost half the GETs it was meant to save. Returns those not found."""
+        """Look for many jobs on the final statuses' lists, then on the `status=all` pages (where jobs in a status
+        the documentation does not list are), 100 a credit, before one GET each. Stops once all are found, or
+        once it has cost half the GETs it was meant to save. Returns those not found."""
         remaining = set(job_ids)
         allowance = len(job_ids) // 2
 
@@ -131,11 +132,11 @@ class JobsTask:
             remaining.difference_update(job.id for job in mine)
             return not remaining
 
-        for status in FINAL_LISTS:
+        for status in (*(status.value for status in FINAL_LISTS), "all"):
             if not remaining or allowance <= 0:
                 break
             try:
-                allowance -= read_pages(self._fetch.pages(status=status.value), take, max_pages=allowance)
+                allowance -= read_pages(self._fetch.pages(status=status), take, max_pages=allowance)
             except ApiError:
                 break  # counted by the fetcher; the GETs that follow still find every job
         return sorted(remaining)
