@@ -13,6 +13,7 @@ from exporter.app import App
 from exporter.simulator import SimJob, Simulator
 from exporter.simulator.statuses import UNDOCUMENTED_STATUS
 from tests.support import scrape, wait_until
+from tests.test_lean_lists import gets_of
 
 Start = Callable[..., App]
 UNKNOWN = list(range(1, 301))
@@ -33,6 +34,7 @@ def test_jobs_in_an_undocumented_status_cost_a_few_pages_not_a_get_each_and_one_
         "every job shown as unknown",
     )
     assert (first.get("integrateio_job_poll_errors_total", job_id="7", error="unknown_status") or 0) >= 1
+    assert set(gets_of(sim)) <= {CLOCK}  # even at the cold start: the 300 are found on the status=all pages
 
     sim.clear_requests()
     start = first["integrateio_last_full_refresh_timestamp_seconds"]
@@ -42,7 +44,7 @@ def test_jobs_in_an_undocumented_status_cost_a_few_pages_not_a_get_each_and_one_
         "about ten more cycles",
     )
     charged = [r for r in sim.requests if r.charged]
-    gets = [int(r.path.rsplit("/", 1)[1]) for r in charged if r.endpoint == "get_job"]
+    gets = gets_of(sim)
     all_pages = [r for r in charged if r.endpoint == "list_jobs" and r.query.get("status") == "all"]
     assert set(gets) == {CLOCK}  # not one GET for the 300: 3,000 credits in these cycles before
     # Read from the status=all pages (4 of them), backing off: cycles 1, 2, 4, 8 after a failure.
