@@ -94,6 +94,7 @@ class ExporterState:
     config_reload_time: float | None = None
     discovered_jobs: int | None = None
     discovery_dropped: int = 0
+    list_items: str | None = None
 
 
 class ExporterFields(TypedDict, total=False):
@@ -113,6 +114,7 @@ class ExporterFields(TypedDict, total=False):
     config_reload_time: float | None
     discovered_jobs: int | None
     discovery_dropped: int
+    list_items: str | None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class PollingConfig:
     interval_seconds: float = 60.0
     missing_recheck_seconds: float = 3600.0
     concurrency: int = 4
+    outputs_refresh_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,12 @@ def _polling(polling: Mapping[str, Any]) -> PollingConfig:
         ),
         concurrency=validate.positive_int(
             polling, "polling.concurrency", default(PollingConfig, "concurrency"), most=MAX_CONCURRENCY
+        ),
+        outputs_refresh_seconds=validate.seconds(
+            polling,
+            "polling.outputs_refresh_seconds",
+            default(PollingConfig, "outputs_refresh_seconds"),
+            most=MAX_INTERVAL_SECONDS,
         ),
     )
 

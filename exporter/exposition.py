@@ -78,6 +78,8 @@ from exporter.metrics import (
     JOB_STARTED,
     JOB_STATUS,
     LAST_FULL_REFRESH,
+    LIST_ITEMS_MODE,
+    LIST_MODES,
     PACKAGE_FAMILIES,
     PACKAGE_INFO,
     PACKAGE_LAST_FAILURE,
@@ -228,6 +230,10 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
     if state.discovered_jobs is not None:
         single(DISCOVERED_JOBS, state.discovered_jobs)
         single(DISCOVERY_DROPPED, state.discovery_dropped)
+    if state.list_items is not None:
+        families.append(
+            (LIST_ITEMS_MODE, [((mode,), float(mode == state.list_items)) for mode in LIST_MODES])
+        )
     return families
 
 

@@ -40,6 +40,7 @@ from exporter.client import (
     Unexpected,
 )
 from exporter.client import Timeout as ApiTimeout
+from exporter.list_items import ListItems
 from exporter.model import InvalidPayload, Job, parse_job, parse_job_list
 from exporter.planner import PAGE_SIZE
 
@@ -67,6 +68,7 @@ class Fetcher:
         budget: CreditBudget,
         cache: JobCache,
         interrupt: threading.Event,
+        list_items: ListItems,
         *,
         on_wait: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
@@ -75,10 +77,16 @@ class Fetcher:
         self._budget = budget
         self._cache = cache
         self._interrupt = interrupt
+        self._list_items = list_items
         self._on_wait = on_wait
         self._clock = clock
         self._last_rate_check = float("-inf")
         self._told: set[str] = set()  # what was already logged at warning level: said once, then at debug
+
+    @property
+    def pace(self) -> float:
+        """Credits per second the budget allows the exporter on average."""
+        return self._budget.limit / self._budget.window_seconds
 
     def get_job(self, job_id: int) -> Job:
         return self._call("get_job", partial(self.client.get_job, job_id), _job)
@@ -132,6 +140,7 @@ class Fetcher:
         """One list page, counted `link_refused` when it names a next page we will not follow."""
         answer = self._send("list_jobs", request)
         jobs = self._parse("list_jobs", answer, _jobs)
+        self._list_items.observe_page(jobs)
         if answer.link_refused:
             self._answered("list_jobs", LINK_REFUSED)
             self._say_once(

@@ -359,6 +359,18 @@ DISCOVERY_DROPPED = declare(
     example="integrateio_discovery_dropped_jobs_total 0.0",
     details="Only with `discover:`.",
 )
+LIST_MODES = ("full", "lean")
+LIST_ITEMS_MODE = declare(
+    "integrateio_list_items_mode",
+    Kind.STATE_SET,
+    Scope.ACCOUNT,
+    "What the API's job lists carry: 1 for the mode seen on the last list page, 0 for the other.",
+    ("mode",),
+    example='integrateio_list_items_mode{mode="lean"} 1.0',
+    details=f"`mode` is one of {_code(LIST_MODES)}. `full`: items carry outputs (as documented); `lean`: they "
+    "do not, so records counts come from single GETs every `polling.outputs_refresh_seconds` (stretched to the "
+    "budget). `full` until a list is read.",
+)
 
 # --- one set per package the watched jobs belong to ------------------------------------------------------------
 

@@ -67,7 +67,9 @@ class Job:
     """The parts of a job the exporter shows. Fields the API left out or garbled are None.
 
     `unusable` names the numbers the API should always send but did not send usably (null, garbage, missing):
-    the poller counts them as a failure and keeps the previous values for them (`filled_from`).
+    the poller counts them as a failure and keeps the previous values for them (`filled_from`). `absent` names
+    the fields a *list item* left out or sent as null (`LEAN_FIELDS`): a list may be lean where `GET /jobs/{id}`
+    is full, so those keep their previous values too, but the answer is not a failure.
     """
 
     id: int
@@ -85,6 +87,7 @@ class Job:
     errors: str | None = None
     html_url: str | None = None
     unusable: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
     def filled_from(self, previous: Job) -> Job:
         """This answer with the values it lacks taken from the previous answer, so that none is wiped.
@@ -114,8 +117,17 @@ def _first(value: T | None, fallback: T | None) -> T | None:
     return fallback if value is None else value
 
 
-def parse_job(payload: Any) -> Job:
-    """Turn one job object into a Job, or raise InvalidPayload when it cannot be one."""
+# Fields the documentation shows on list items but no recorded real list answer confirms: a list item may leave
+# them out (or send null) while `GET /jobs/{id}` has them.
+LEAN_FIELDS = ("outputs", "progress", "runtime_in_seconds", "package")
+
+
+def parse_job(payload: Any, *, listed: bool = False) -> Job:
+    """Turn one job object into a Job, or raise InvalidPayload when it cannot be one.
+
+    `listed`: the object is a list item, whose missing or null `LEAN_FIELDS` (and null output fields) are
+    `absent` rather than `unusable`. A value that is there but garbled is `unusable` wherever it came from.
+    """
     if not isinstance(payload, dict):
         raise InvalidPayload(f"expected a job object, got {type(payload).__name__}")
     job_id = _integer(payload.get("id"))
@@ -130,11 +142,15 @@ def parse_job(payload: Any) -> Job:
     progress = _progress(payload.get("progress"))
     runtime = _non_negative(payload.get("runtime_in_seconds"))
     outputs = _outputs(payload.get("outputs"))
+    absent = [name for name in LEAN_FIELDS if payload.get(name) is None] if listed else []
     unusable = [
-        name for name, value in (("progress", progress), ("runtime_in_seconds", runtime)) if value is None
+        name
+        for name, value in (("progress", progress), ("runtime_in_seconds", runtime))
+        if value is None and name not in absent
     ]
-    if not isinstance(payload.get("outputs"), list) or any(
-        o.records_count is None or o.name is None for o in outputs
+    raw_outputs = payload.get("outputs")
+    if "outputs" not in absent and (
+        not isinstance(raw_outputs, list) or any(_output_unusable(item, listed) for item in raw_outputs)
     ):
         unusable.append("outputs")
     status = JobStatus.parse(raw_status)
@@ -154,6 +170,7 @@ def parse_job(payload: Any) -> Job:
         errors=errors if isinstance(errors, str) and errors else None,
         html_url=_web_url(payload.get("html_url")),
         unusable=tuple(unusable),
+        absent=tuple(absent),
     )
 
 
@@ -186,6 +203,17 @@ def _fill_output(output: JobOutput, previous: JobOutput | None) -> JobOutput:
     )
 
 
+def _output_unusable(item: Any, listed: bool) -> bool:
+    """An output whose name or records count is garbled; a null one counts only outside a list item."""
+    if not isinstance(item, dict) or _integer(item.get("id")) is None:
+        return False  # skipped by `_outputs`, as before: an output without an id is nobody's
+    name, records = item.get("name"), item.get("records_count")
+    garbled = (name is not None and _text(name) is None) or (
+        records is not None and _non_negative(records) is None
+    )
+    return garbled or (not listed and (name is None or records is None))
+
+
 def parse_job_list(payload: Any) -> list[Job]:
     """Parse a list answer; items that are not jobs are skipped, since one bad item must not hide the rest."""
     if not isinstance(payload, list):
@@ -193,7 +221,7 @@ def parse_job_list(payload: Any) -> list[Job]:
     jobs = []
     for item in payload:
         try:
-            jobs.append(parse_job(item))
+            jobs.append(parse_job(item, listed=True))
         except InvalidPayload:
             continue
     return jobs
@@ -267,6 +295,7 @@ def _non_negative(value: Any) -> float | None:
 
 
 def _progress(value: Any) -> float | None:
-    """Progress is documented as 0 to 1; values outside are clamped: a ratio above 1 breaks gauges."""
+    """Progress is documented as 0 to 1. A value outside (57: a percentage?) is garbled, not clamped: shown as
+    1.0 it would claim a job is done; kept as the last good value and counted, it tells the truth."""
     number = _number(value)
-    return None if number is None else min(1.0, max(0.0, number))
+    return number if number is not None and 0.0 <= number <= 1.0 else None

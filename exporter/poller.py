@@ -30,6 +30,7 @@ from exporter.cache import JobCache
 from exporter.client import ApiClient
 from exporter.config import Config
 from exporter.fetcher import Fetcher, Stopping
+from exporter.list_items import ListItems
 from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.state import StateStore
@@ -64,13 +65,16 @@ class Poller:
         self._clock = clock
         self._stop = threading.Event()
         self._interrupt = threading.Event()  # set by stop() and reload(): leave any wait now
-        self._fetch = Fetcher(client, budget, cache, self._interrupt, on_wait=self._waiting, clock=clock)
+        list_items = ListItems(cache, wall_clock)
+        self._fetch = Fetcher(
+            client, budget, cache, self._interrupt, list_items, on_wait=self._waiting, clock=clock
+        )
         self._lock = threading.Lock()
         self._pending: tuple[Config, ApiClient] | None = None
         self._scheduler = schedule.Scheduler()
         self._retries = RetryBook(cache, clock)
-        self._recorder = Recorder(cache, self._retries, wall_clock)
-        self._jobs = JobsTask(config.polling, self._fetch, cache, self._recorder, self._retries)
+        self._recorder = Recorder(cache, self._retries, wall_clock, list_items)
+        self._jobs = JobsTask(config.polling, self._fetch, cache, self._recorder, self._retries, list_items)
         self._discovery = self._discovery_task(config)
         self._next_cycle = 0.0
         self._cycle = 0

@@ -50,8 +50,9 @@ class RetryBook:
         with self._lock:
             return self._missing_until.get(job_id, 0.0) <= self._clock()
 
-    def fail(self, job_id: int, outcome: str, detail: str = "") -> None:
-        """Count a failed refresh, keep the job's values, and skip it for 0, 1, 3, 7… cycles."""
+    def fail(self, job_id: int, outcome: str, detail: str = "", *, quiet: bool = False) -> None:
+        """Count a failed refresh, keep the job's values, and skip it for 0, 1, 3, 7… cycles. `quiet`: the
+        caller has said it already, for many jobs at once, so the per-job line goes to debug."""
         with self._lock:
             retry = self._retries.setdefault(job_id, _Retry())
             retry.failures += 1
@@ -60,7 +61,7 @@ class RetryBook:
             retry.next_cycle = self.cycle + skipped + 1
         before = self._cache.get(job_id)
         self._cache.record_failure(job_id, outcome)
-        if before is not None and before.last_error != outcome:
+        if before is not None and before.last_error != outcome and not quiet:
             reason = f" ({detail})" if detail else ""
             log.warning("job %d: refresh failed: %s%s; keeping its last values", job_id, outcome, reason)
         else:

@@ -285,4 +285,5 @@ def _job_from(document: dict[str, Any]) -> Job:
     fields["status"] = JobStatus(fields["status"])
     fields["outputs"] = tuple(_output_from(output) for output in fields["outputs"])
     fields["unusable"] = tuple(fields.get("unusable", ()))
+    fields["absent"] = tuple(fields.get("absent", ()))
     return Job(**fields)

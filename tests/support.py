@@ -62,13 +62,14 @@ def make_config(
     timeout: float = 2.0,
     discover: dict[str, Any] | None = None,
     state_file: str | None = None,
+    polling: dict[str, Any] | None = None,
     **api: Any,
 ) -> Config:
-    """A config for the simulator, written as a user would and read by the real parser."""
+    """A config for the simulator, written as a user would and read by the real parser; `polling` adds keys."""
     document: dict[str, Any] = {
         "api": {"account_id": sim.account_id, "base_url": sim.base_url, "timeout_seconds": timeout, **api},
         "jobs": jobs,
-        "polling": {"interval_seconds": interval, "missing_recheck_seconds": 3600},
+        "polling": {"interval_seconds": interval, "missing_recheck_seconds": 3600, **(polling or {})},
         "rate_limit": {"credits": credits, "window_seconds": window, "reserve": reserve},
     }
     if discover is not None:

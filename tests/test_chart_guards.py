@@ -513,6 +513,7 @@ EXPORTER_MAXIMA = {
     ("polling", "interval_seconds"): config_module.MAX_INTERVAL_SECONDS,
     ("polling", "missing_recheck_seconds"): config_module.MAX_RECHECK_SECONDS,
     ("polling", "concurrency"): config_module.MAX_CONCURRENCY,
+    ("polling", "outputs_refresh_seconds"): config_module.MAX_INTERVAL_SECONDS,
     ("rate_limit", "credits"): config_module.MAX_CREDITS,
     ("rate_limit", "window_seconds"): config_module.MAX_WINDOW_SECONDS,
 }

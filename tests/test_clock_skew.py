@@ -23,6 +23,7 @@ from exporter.budget import CreditBudget
 from exporter.cache import JobCache
 from exporter.client import ApiClient
 from exporter.fetcher import Fetcher
+from exporter.list_items import ListItems
 from exporter.model import Job, JobStatus
 from exporter.ordering import (
     FUTURE_TIMESTAMP,
@@ -222,12 +223,18 @@ class Poll:
         self.cache = JobCache()
         self.cache.set_watched([1])
         self.client = ApiClient(config.api)
+        list_items = ListItems(self.cache, time.time)
         self.fetch = Fetcher(
-            self.client, CreditBudget(config.rate_limit), self.cache, threading.Event(), on_wait=lambda: None
+            self.client,
+            CreditBudget(config.rate_limit),
+            self.cache,
+            threading.Event(),
+            list_items,
+            on_wait=lambda: None,
         )
         self.retries = RetryBook(self.cache, time.monotonic)
         self.retries.cycle = 1
-        self.recorder = Recorder(self.cache, self.retries, time.time)
+        self.recorder = Recorder(self.cache, self.retries, time.time, list_items)
 
     def get(self) -> None:
         self.recorder.store([self.fetch.get_job(1)])

@@ -94,6 +94,7 @@ def everything_cache() -> JobCache:
         config_reload_time=1_764_300_000.0,
         discovered_jobs=2,
         discovery_dropped=1,
+        list_items="lean",
     )
     return cache
 

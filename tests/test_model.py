@@ -73,9 +73,11 @@ def test_a_garbled_field_becomes_unknown_and_the_rest_stays(field: str, value: A
     assert job.runtime_seconds == 60.0
 
 
-def test_progress_is_clamped_to_a_ratio() -> None:
-    assert parse_job({**DOCUMENTED, "progress": 1.7}).progress == 1.0
-    assert parse_job({**DOCUMENTED, "progress": -0.2}).progress == 0.0
+@pytest.mark.parametrize("value", [57, 1.7, -0.2])
+def test_a_progress_outside_the_ratio_is_garbled_not_clamped(value: float) -> None:
+    job = parse_job({**DOCUMENTED, "progress": value})
+    assert (job.progress, job.unusable) == (None, ("progress",))
+    assert parse_job({**DOCUMENTED, "progress": 1}).progress == 1.0
 
 
 def test_nested_nulls() -> None:

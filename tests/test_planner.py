@@ -32,10 +32,13 @@ def test_a_list_that_took_many_pages_loses_to_single_gets() -> None:
     assert len(plan.gets) == 10
 
 
-def test_unknown_status_is_always_fetched_by_id() -> None:
-    plan = plan_cycle({i: JobStatus.UNKNOWN for i in range(50)}, ListCosts())
-    assert plan.list_statuses == ()
-    assert len(plan.gets) == 50
+def test_unknown_status_is_read_from_the_all_list_when_cheaper_than_by_id() -> None:
+    costs = ListCosts()
+    plan = plan_cycle({i: JobStatus.UNKNOWN for i in range(50)}, costs)
+    assert (plan.list_statuses, plan.gets) == ((JobStatus.UNKNOWN,), ())
+    costs.learn(JobStatus.UNKNOWN, 60)  # the account's whole history: 50 GETs are cheaper
+    plan = plan_cycle({i: JobStatus.UNKNOWN for i in range(50)}, costs)
+    assert (plan.list_statuses, len(plan.gets)) == ((), 50)
 
 
 def test_cold_start_lists_every_non_final_status() -> None:

@@ -20,7 +20,7 @@ from typing import Any, Final
 from exporter.simulator.clock import REDATING_KINDS, redated
 from exporter.simulator.faults import NETWORK_KINDS, Fault, FaultBook
 from exporter.simulator.ledger import CreditLedger
-from exporter.simulator.listing import BadQuery, link_header, parse_list_query
+from exporter.simulator.listing import LIST_ITEM_MODES, BadQuery, link_header, list_item, parse_list_query
 from exporter.simulator.shapes import NOT_JSON_BODY, oversized, wrong_shape
 from exporter.simulator.world import World
 
@@ -161,6 +161,18 @@ class Api:
         self._api_key = api_key.encode()
         self.retry_after_on_429 = retry_after_on_429
         self.base_url = "http://127.0.0.1:0"
+        self._list_items = "full"
+
+    @property
+    def list_items(self) -> str:
+        """What GET /jobs items carry: one of `LIST_ITEM_MODES` (see `exporter.simulator.listing`)."""
+        return self._list_items
+
+    @list_items.setter
+    def list_items(self, mode: str) -> None:
+        if mode not in LIST_ITEM_MODES:
+            raise ValueError(f"list_items must be one of {LIST_ITEM_MODES}, got {mode!r}")
+        self._list_items = mode
 
     def _authorized(self, authorization: str | None) -> bool:
         user = basic_auth_user(authorization)
@@ -241,7 +253,8 @@ class Api:
             return 400, {"message": str(exc)}, ()
         jobs, total = self.world.select(parsed)
         link = link_header(f"{self.base_url}{path}", query, parsed, total)
-        return 200, jobs, (("Link", link),) if link else ()
+        items = [list_item(job, self._list_items) for job in jobs]
+        return 200, items, (("Link", link),) if link else ()
 
     def _uncharged_fault(
         self, fault: Fault, where: Route, path: str, query: Mapping[str, str]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from exporter.simulator.statuses import STATUSES
@@ -17,6 +17,14 @@ from exporter.simulator.timestamps import parse_timestamp
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
 _DIGITS = re.compile(r"\A[0-9]+\Z")
+# What a GET /jobs item carries. The documentation (xplenty/xplenty-api-doc-v2, sections/list-jobs.md) lists
+# `outputs` among "the details returned for each job" (and no `package` object), but no recorded real list answer
+# confirms `outputs` is there: "lean" leaves it out, as a list endpoint that skips a per-item join would; "nulls"
+# sends it and the other fields a list may not fill (progress, runtime, package) as null. GET /jobs/{id} stays
+# full in every mode.
+LIST_ITEM_MODES: Final = ("full", "lean", "nulls")
+_LEAN_FIELDS: Final = ("outputs", "outputs_count")
+_NULL_FIELDS: Final = ("outputs", "outputs_count", "progress", "runtime_in_seconds", "package")
 
 
 class BadQuery(ValueError):
@@ -75,6 +83,15 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         offset=offset,
         limit=min(limit, MAX_LIMIT),
     )
+
+
+def list_item(job: dict[str, Any], mode: str) -> dict[str, Any]:
+    """One job as a GET /jobs item in `mode` (one of `LIST_ITEM_MODES`)."""
+    if mode == "lean":
+        return {key: value for key, value in job.items() if key not in _LEAN_FIELDS}
+    if mode == "nulls":
+        return {key: None if key in _NULL_FIELDS else value for key, value in job.items()}
+    return job
 
 
 def link_header(page_url: str, params: Mapping[str, str], query: ListQuery, total: int) -> str | None:

@@ -26,7 +26,9 @@ class Simulator:
 
     ``speed`` multiplies how fast scripted jobs advance (``Simulator.demo(speed=60)`` plays minutes in
     seconds). ``retry_after_on_429`` adds a ``Retry-After`` header (seconds until a credit frees up) to
-    ledger 429s; the real API sends none, hence off by default.
+    ledger 429s; the real API sends none, hence off by default. ``list_items`` is what GET /jobs items carry:
+    ``full`` (as documented), ``lean`` (no ``outputs``) or ``nulls`` (``outputs``, progress, runtime and package
+    null); single GETs stay full.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class Simulator:
         speed: float = 1.0,
         retry_after_on_429: bool = False,
         max_records: int = 500_000,
+        list_items: str = "full",
     ) -> None:
         self.account_id = account_id
         self._world = World(speed=speed)
@@ -53,6 +56,7 @@ class Simulator:
             api_key=api_key,
             retry_after_on_429=retry_after_on_429,
         )
+        self._api.list_items = list_items
         self._lock = threading.Lock()
         self._server: SimServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -251,6 +255,10 @@ class Simulator:
             neighbour, self._neighbour = self._neighbour, None
         if neighbour is not None:
             neighbour.stop()
+
+    def set_list_items(self, mode: str) -> None:
+        """Switch what GET /jobs items carry (``full``, ``lean``, ``nulls``) while serving."""
+        self._api.list_items = mode
 
     # -- faults ------------------------------------------------------------------------------------------
 

@@ -3,21 +3,23 @@
 Executes the planner's plan: status lists first (each read until every expected job was seen), then a
 confirming GET for each job missing from the list it was expected on, then the single GETs. Many jobs missing
 at once (a cold start over finished jobs, a batch that just ended) are first looked for on the final statuses'
-lists, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
+lists and then on all jobs' pages, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
 and not due for their recheck, are left out of the plan.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from exporter.cache import JobCache
 from exporter.client import ApiError, InvalidResponse, NotFound
 from exporter.config import PollingConfig
 from exporter.fetcher import Fetcher
+from exporter.list_items import ListItems
 from exporter.model import FINAL_STATUSES, LISTABLE_STATUSES, Job, JobStatus
 from exporter.paging import read_pages
-from exporter.planner import ListCosts, Plan, confirmations, plan_cycle
+from exporter.planner import ListCosts, Plan, confirmations, outputs_refreshes, plan_cycle
 from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.tasks import Cost, Cycle
@@ -36,14 +38,17 @@ class JobsTask:
         cache: JobCache,
         recorder: Recorder,
         retries: RetryBook,
+        list_items: ListItems,
     ) -> None:
         self._polling = polling
+        self._list_items = list_items
         self._fetch = fetch
         self._cache = cache
         self._recorder = recorder
         self._retries = retries
         self._costs = ListCosts()
         self._pool: ThreadPoolExecutor | None = None
+        self._last_run: float | None = None
 
     def configure(self, polling: PollingConfig) -> None:
         self._polling = polling
@@ -56,7 +61,11 @@ class JobsTask:
             self._pool = None
 
     def run(self, cycle: Cycle) -> None:
-        plan, missing = self._plan(cycle.number, skip=cycle.refreshed)
+        now = time.monotonic()
+        # Outputs GETs are spread by the time that really passed: a late or stretched cycle takes its due share.
+        since = self._polling.interval_seconds if self._last_run is None else now - self._last_run
+        self._last_run = now
+        plan, missing = self._plan(cycle.number, skip=cycle.refreshed, since=since)
         found: set[int] = set()
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
@@ -67,24 +76,28 @@ class JobsTask:
 
     def next_cost(self, cycle: Cycle) -> Cost:
         # The first cycle, with every job still unseen, costs more once: pace by the next one.
-        upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed)
+        upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed, since=self._polling.interval_seconds)
         return Cost(upcoming.estimated_credits, upcoming.jobs)
 
-    def _plan(self, cycle: int, skip: set[int]) -> tuple[Plan, list[int]]:
-        """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed), and the
-        missing jobs due for their rare recheck."""
-        states = self._cache.states()
+    def _plan(self, cycle: int, skip: set[int], since: float) -> tuple[Plan, list[int]]:
+        """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed, unless their
+        outputs are due: lean lists, `since` seconds after the last cycle), and the missing jobs due for their
+        rare recheck."""
+        every = self._cache.states()
+        states = [state for state in every if self._retries.due(state.job_id, cycle)]
         refresh: dict[int, JobStatus | None] = {}
         for state in states:
-            if state.is_final or state.missing or state.job_id in skip:
-                continue
-            if self._retries.due(state.job_id, cycle):
+            if not (state.is_final or state.missing or state.job_id in skip):
                 refresh[state.job_id] = state.job.status if state.job else None
-        missing = [s.job_id for s in states if s.missing and self._retries.missing_due(s.job_id)]
-        return plan_cycle(refresh, self._costs), missing
+        finals, ages = self._list_items.lacking(states)
+        outputs = outputs_refreshes(ages, self._polling.outputs_refresh_seconds, self._fetch.pace, since)
+        missing = [s.job_id for s in every if s.missing and self._retries.missing_due(s.job_id)]
+        return plan_cycle(refresh, self._costs, [*finals, *outputs]), missing
 
     def _read_list(self, status: JobStatus, expected: frozenset[int]) -> set[int]:
-        """Read one status list until every expected job was seen (or the list ends)."""
+        """Read one status list until every expected job was seen (or the list ends). Jobs in a status the
+        documentation does not list are looked for on the `status=all` pages, at most one page per job (what
+        their GETs would cost); those not reached get confirming GETs."""
         watched = {state.job_id for state in self._cache.states()}
         found: set[int] = set()
 
@@ -95,7 +108,10 @@ class JobsTask:
             return expected <= found
 
         try:
-            pages = read_pages(self._fetch.pages(status=status.value), take)
+            if status is JobStatus.UNKNOWN:
+                pages = read_pages(self._fetch.pages(status="all"), take, max_pages=len(expected))
+            else:
+                pages = read_pages(self._fetch.pages(status=status.value), take)
         except ApiError as error:
             for job_id in expected - found:
                 self._retries.fail(job_id, error.outcome)
@@ -104,8 +120,9 @@ class JobsTask:
         return found
 
     def _find_finished(self, job_ids: list[int]) -> list[int]:
-        """Look for many jobs on the final statuses' lists, 100 a credit, before one GET each. Stops once all
-        are found, or once it has cost half the GETs it was meant to save. Returns those not found."""
+        """Look for many jobs on the final statuses' lists, then on the `status=all` pages (where jobs in a status
+        the documentation does not list are), 100 a credit, before one GET each. Stops once all are found, or
+        once it has cost half the GETs it was meant to save. Returns those not found."""
         remaining = set(job_ids)
         allowance = len(job_ids) // 2
 
@@ -115,11 +132,11 @@ class JobsTask:
             remaining.difference_update(job.id for job in mine)
             return not remaining
 
-        for status in FINAL_LISTS:
+        for status in (*(status.value for status in FINAL_LISTS), "all"):
             if not remaining or allowance <= 0:
                 break
             try:
-                allowance -= read_pages(self._fetch.pages(status=status.value), take, max_pages=allowance)
+                allowance -= read_pages(self._fetch.pages(status=status), take, max_pages=allowance)
             except ApiError:
                 break  # counted by the fetcher; the GETs that follow still find every job
         return sorted(remaining)
