@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict, Unpack
 
 from exporter.budget import BudgetSnapshot
-from exporter.history import Run, typical_duration, with_run
+from exporter.history import Run, RunTotals, typical_duration, with_counted_run
 from exporter.model import Job, JobStatus
 
 
@@ -54,6 +54,7 @@ class PackageState:
     last_success: float | None = None
     last_failure: float | None = None
     history: tuple[Run, ...] = ()  # the last finished runs, oldest first (`exporter.history`)
+    totals: RunTotals = RunTotals()  # every finished run counted once, kept across restarts
 
     @property
     def typical_duration(self) -> float | None:
@@ -66,7 +67,8 @@ class PackageState:
         finished = job.finished_at
         if not job.status.is_final or finished is None:
             return state
-        state = replace(state, history=with_run(self.history, job))
+        history, totals = with_counted_run(self.history, self.totals, job)
+        state = replace(state, history=history, totals=totals)
         latest = self.last_finished
         if latest is None or latest.finished_at is None or finished >= latest.finished_at:
             state = replace(state, last_finished=job)
