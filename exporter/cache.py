@@ -8,6 +8,7 @@ lock, and a version number that moves on every write, so the exposition renders 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -54,7 +55,9 @@ class PackageState:
     last_success: float | None = None
     last_failure: float | None = None
     history: tuple[Run, ...] = ()  # the last finished runs, oldest first (`exporter.history`)
-    totals: RunTotals = RunTotals()  # every finished run counted once, kept across restarts
+    totals: RunTotals = field(
+        default_factory=RunTotals
+    )  # every finished run counted once, kept across restarts
 
     @property
     def typical_duration(self) -> float | None:
@@ -178,7 +181,9 @@ class JobCache:
         (before, after) pairs so the caller can log changes."""
         changes = []
         with self._lock:
-            for job in jobs:
+            # Finished runs oldest first, so that a package's history and run totals take a batch of runs the
+            # way they would have taken the runs one by one (`exporter.history`); the rest keep their order.
+            for job in sorted(jobs, key=_finish_order):
                 before = self._jobs.get(job.id)
                 if before is None:
                     continue  # a list page also carries jobs nobody watches
@@ -267,6 +272,10 @@ class JobCache:
             self._jobs[job_id] = after
             self._version += 1
             return after
+
+
+def _finish_order(job: Job) -> float:
+    return math.inf if job.finished_at is None else job.finished_at
 
 
 class CacheGroup:

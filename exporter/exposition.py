@@ -48,6 +48,7 @@ from exporter.escaping import (
     escape_text_help,
     go_float,
 )
+from exporter.history import COUNTED_STATUSES, RunTotals
 from exporter.metrics import (
     ACCOUNT_FAMILIES,
     ACCOUNT_LABEL,
@@ -97,7 +98,6 @@ from exporter.metrics import (
     Labels,
     Scope,
 )
-from exporter.history import COUNTED_STATUSES, RunTotals
 from exporter.model import JobStatus
 
 PYTHON_VERSION = platform.python_version()
@@ -263,7 +263,10 @@ def _package_samples(package: PackageState, running: int) -> list[tuple[Family, 
         families.append((PACKAGE_TYPICAL_DURATION, [((package_id,), typical)]))
     totals = package.totals
     families.append(
-        (PACKAGE_RUNS, [((package_id, status.value), float(totals.count(status))) for status in COUNTED_STATUSES])
+        (
+            PACKAGE_RUNS,
+            [((package_id, status.value), float(totals.count(status))) for status in COUNTED_STATUSES],
+        )
     )
     families.append((PACKAGE_RUN_DURATION, histogram_samples((package_id,), totals)))
     return families

@@ -5,11 +5,13 @@ run yet. The history is part of `PackageState`, so it goes into the state file a
 rollouts; the baseline is the median runtime of the completed runs in it (a median, so one run that hung for a
 day does not move it), served once there are `TYPICAL_MIN_RUNS` of them.
 
-The history also decides what `RunTotals` counts: a run is counted when it enters the history, never when it is
-seen again (it is then already there, by job id). A restart restores the history with the totals, so a run the
-new process sees again is not counted twice; a run that finished before the package's `HISTORY_LENGTH` newest
-known runs does not enter the history and is not counted either (it may be one counted long ago: better one run
-missing from a counter than one counted twice).
+The history also decides what `RunTotals` counts, each run once: a run already in the history (by job id) is
+not counted again, and neither is one that finished no later than the newest run that ever left the history
+(`RunTotals.evicted_until`): only such a run can have been counted before and forgotten since. A restart
+restores the history and the totals together, so a run the new process sees again is not counted twice. The
+price: a run first seen after 20 newer runs of its package have come and gone is not counted (better one run
+missing from a counter than one counted twice); a batch of runs seen at once is counted oldest first, so all of
+it is counted (`JobCache.record_jobs`).
 """
 
 from __future__ import annotations
@@ -60,12 +62,19 @@ def with_run(history: tuple[Run, ...], job: Job) -> tuple[Run, ...]:
 def with_counted_run(
     history: tuple[Run, ...], totals: RunTotals, job: Job
 ) -> tuple[tuple[Run, ...], RunTotals]:
-    """`history` and `totals` after seeing `job`: the run is counted only when it is new to the history."""
+    """`history` and `totals` after seeing `job`: its run counted unless it may have been counted before."""
+    run = Run.of(job)
+    if run is None or any(known.job_id == run.job_id for known in history):
+        return with_run(history, job), totals
     updated = with_run(history, job)
-    if updated is history or any(known.job_id == job.id for known in history):
-        return updated, totals
-    run = next((known for known in updated if known.job_id == job.id), None)
-    return updated, totals if run is None else totals.counted(run)
+    horizon = totals.evicted_until
+    if horizon is None or run.finished_at > horizon:
+        totals = totals.counted(run)
+    kept = {known.job_id for known in updated}
+    evicted = [known.finished_at for known in (*history, run) if known.job_id not in kept]
+    if evicted:
+        totals = replace(totals, evicted_until=max(evicted) if horizon is None else max(horizon, *evicted))
+    return updated, totals
 
 
 def typical_duration(history: tuple[Run, ...]) -> float | None:
@@ -82,7 +91,20 @@ def typical_duration(history: tuple[Run, ...]) -> float | None:
 
 # Runtime buckets of `integrateio_package_run_duration_seconds`, from a minute to a day: ETL runs take minutes to
 # hours, and each bound is about twice the previous one, so a quantile is read within a factor of two.
-DURATION_BUCKETS = (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0)
+DURATION_BUCKETS = (
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    43200.0,
+    86400.0,
+)
 COUNTED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 
 
@@ -98,9 +120,13 @@ class RunTotals:
     stopped: int = 0
     buckets: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)  # per bucket, not cumulative; +Inf last
     runtime_sum: float = 0.0
+    evicted_until: float | None = None  # the newest finish of a run that left the history (see the module)
 
     def __post_init__(self) -> None:
-        if len(self.buckets) != len(DURATION_BUCKETS) + 1 or min(self.completed, self.failed, self.stopped) < 0:
+        if (
+            len(self.buckets) != len(DURATION_BUCKETS) + 1
+            or min(self.completed, self.failed, self.stopped) < 0
+        ):
             raise ValueError(f"run totals need {len(DURATION_BUCKETS) + 1} buckets and no negative count")
 
     def count(self, status: JobStatus) -> int:
@@ -138,8 +164,9 @@ class RunTotals:
 
     @classmethod
     def of(cls, history: tuple[Run, ...]) -> RunTotals:
-        """The totals of the runs in `history`: what a state file written before the totals existed counted."""
-        totals = cls()
+        """The totals of the runs in `history`, for a state file written before the totals existed. A full history
+        may have let older runs go: none older than its oldest is counted again."""
+        totals = cls(evicted_until=history[0].finished_at if len(history) >= HISTORY_LENGTH else None)
         for run in history:
             totals = totals.counted(run)
         return totals

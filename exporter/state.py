@@ -243,6 +243,7 @@ def _totals_document(totals: RunTotals) -> dict[str, Any]:
         "stopped": totals.stopped,
         "buckets": list(totals.buckets),
         "runtime_sum": totals.runtime_sum,
+        "evicted_until": totals.evicted_until,
     }
 
 
@@ -256,6 +257,7 @@ def _totals_from(document: Any, history: tuple[Run, ...]) -> RunTotals:
         stopped=_count(document["stopped"]),
         buckets=tuple(_count(bucket) for bucket in document["buckets"]),
         runtime_sum=float(document["runtime_sum"]),
+        evicted_until=_optional_float(document["evicted_until"]),
     )
 
 

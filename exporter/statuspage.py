@@ -516,6 +516,7 @@ def _job_document(state: JobState, now: float) -> dict[str, Any]:
         "runtime_seconds": _number(job.runtime_seconds) if job else None,
         "started_at": rfc3339(job.started_at) if job else None,
         "job_errors": job.errors if job else None,
+        "attempts": job.attempts if job else None,
         "outputs": [
             {"id": output.id, "name": output.name, "records": _number(output.records_count)}
             for output in (job.outputs if job else ())
