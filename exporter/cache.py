@@ -55,9 +55,8 @@ class PackageState:
     last_success: float | None = None
     last_failure: float | None = None
     history: tuple[Run, ...] = ()  # the last finished runs, oldest first (`exporter.history`)
-    totals: RunTotals = field(
-        default_factory=RunTotals
-    )  # every finished run counted once, kept across restarts
+    # Every finished run counted once, kept across restarts (`exporter.history`).
+    totals: RunTotals = field(default_factory=RunTotals)
 
     @property
     def typical_duration(self) -> float | None:

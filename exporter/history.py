@@ -17,6 +17,7 @@ it is counted (`JobCache.record_jobs`).
 from __future__ import annotations
 
 import bisect
+import itertools
 import statistics
 from dataclasses import dataclass, replace
 
@@ -63,10 +64,10 @@ def with_counted_run(
     history: tuple[Run, ...], totals: RunTotals, job: Job
 ) -> tuple[tuple[Run, ...], RunTotals]:
     """`history` and `totals` after seeing `job`: its run counted unless it may have been counted before."""
+    updated = with_run(history, job)
     run = Run.of(job)
     if run is None or any(known.job_id == run.job_id for known in history):
-        return with_run(history, job), totals
-    updated = with_run(history, job)
+        return updated, totals
     horizon = totals.evicted_until
     if horizon is None or run.finished_at > horizon:
         totals = totals.counted(run)
@@ -125,7 +126,7 @@ class RunTotals:
     def __post_init__(self) -> None:
         if (
             len(self.buckets) != len(DURATION_BUCKETS) + 1
-            or min(self.completed, self.failed, self.stopped) < 0
+            or min(self.completed, self.failed, self.stopped, *self.buckets) < 0
         ):
             raise ValueError(f"run totals need {len(DURATION_BUCKETS) + 1} buckets and no negative count")
 
@@ -139,12 +140,7 @@ class RunTotals:
 
     def cumulative(self) -> tuple[int, ...]:
         """The histogram's `_bucket` values: runs at or below each bound, then all of them (+Inf)."""
-        running = 0
-        values = []
-        for count in self.buckets:
-            running += count
-            values.append(running)
-        return tuple(values)
+        return tuple(itertools.accumulate(self.buckets))
 
     def counted(self, run: Run) -> RunTotals:
         """These totals with one more finished run."""
