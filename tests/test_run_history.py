@@ -219,6 +219,7 @@ def test_attempts_and_the_error_text_reach_metrics_page_and_json(sim: Simulator,
         page = requests.get(app.url("/"), timeout=10).text
         assert "<script>window.pwned" not in page and "</div><b>" not in page
         assert html.escape(HOSTILE_ERROR, quote=True) in page
+        assert '<span class="dim">3 attempts</span>' in page and '<span class="dim">2 attempts</span>' in page
 
         document = requests.get(app.url("/api/jobs"), timeout=10).json()
         jobs = {job["job_id"]: job for job in document["jobs"]}
