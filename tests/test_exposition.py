@@ -472,6 +472,7 @@ job_documents = st.fixed_dictionaries(
         | st.fixed_dictionaries({"id": st.integers(0, 10**12), "name": st.none() | st.text()}),
         "started_at": st.none()
         | st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123+02:00", "x"]),
+        "attempts": st.none() | st.integers(-1, 10**20) | st.sampled_from(["2", "x", 1.5]),
         "outputs": st.none()
         | st.lists(
             st.fixed_dictionaries(
