@@ -8,6 +8,7 @@ lock, and a version number that moves on every write, so the exposition renders 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict, Unpack
 
 from exporter.budget import BudgetSnapshot
-from exporter.history import Run, typical_duration, with_run
+from exporter.history import Run, RunTotals, typical_duration, with_counted_run
 from exporter.model import Job, JobStatus
 
 
@@ -54,6 +55,8 @@ class PackageState:
     last_success: float | None = None
     last_failure: float | None = None
     history: tuple[Run, ...] = ()  # the last finished runs, oldest first (`exporter.history`)
+    # Every finished run counted once, kept across restarts (`exporter.history`).
+    totals: RunTotals = field(default_factory=RunTotals)
 
     @property
     def typical_duration(self) -> float | None:
@@ -66,7 +69,8 @@ class PackageState:
         finished = job.finished_at
         if not job.status.is_final or finished is None:
             return state
-        state = replace(state, history=with_run(self.history, job))
+        history, totals = with_counted_run(self.history, self.totals, job)
+        state = replace(state, history=history, totals=totals)
         latest = self.last_finished
         if latest is None or latest.finished_at is None or finished >= latest.finished_at:
             state = replace(state, last_finished=job)
@@ -178,7 +182,9 @@ class JobCache:
         (before, after) pairs so the caller can log changes."""
         changes = []
         with self._lock:
-            for job in jobs:
+            # Finished runs oldest first, so that a package's history and run totals take a batch of runs the
+            # way they would have taken the runs one by one (`exporter.history`); the rest keep their order.
+            for job in sorted(jobs, key=_finish_order):
                 before = self._jobs.get(job.id)
                 if before is None:
                     continue  # a list page also carries jobs nobody watches
@@ -267,6 +273,10 @@ class JobCache:
             self._jobs[job_id] = after
             self._version += 1
             return after
+
+
+def _finish_order(job: Job) -> float:
+    return math.inf if job.finished_at is None else job.finished_at
 
 
 class CacheGroup:

@@ -48,6 +48,7 @@ from exporter.escaping import (
     escape_text_help,
     go_float,
 )
+from exporter.history import COUNTED_STATUSES, RunTotals
 from exporter.metrics import (
     ACCOUNT_FAMILIES,
     ACCOUNT_LABEL,
@@ -66,6 +67,7 @@ from exporter.metrics import (
     DISCOVERED_JOBS,
     DISCOVERY_DROPPED,
     FAMILIES,
+    JOB_ATTEMPTS,
     JOB_FAMILIES,
     JOB_INFO,
     JOB_LAST_SUCCESS,
@@ -85,13 +87,16 @@ from exporter.metrics import (
     PACKAGE_LAST_FAILURE,
     PACKAGE_LAST_STATUS,
     PACKAGE_LAST_SUCCESS,
+    PACKAGE_RUN_DURATION,
     PACKAGE_RUNNING,
+    PACKAGE_RUNS,
     PACKAGE_TYPICAL_DURATION,
     REFRESH_INTERVAL,
     REFRESH_TARGET,
     STATUS_VALUES,
     WATCHED_JOBS,
     Family,
+    Kind,
     Labels,
     Scope,
 )
@@ -159,6 +164,8 @@ def _job_samples(state: JobState) -> dict[Family, list[Sample]]:
         samples[JOB_RUNTIME] = [((job_id,), job.runtime_seconds)]
     if job.started_at is not None:
         samples[JOB_STARTED] = [((job_id,), job.started_at)]
+    if job.attempts is not None:
+        samples[JOB_ATTEMPTS] = [((job_id,), float(job.attempts))]
     package_id = "" if job.package_id is None else str(job.package_id)
     samples[JOB_INFO] = [((job_id, package_id, job.package_name or "", job.html_url or ""), 1.0)]
     samples[JOB_OUTPUT_RECORDS] = [
@@ -260,7 +267,21 @@ def _package_samples(package: PackageState, running: int) -> list[tuple[Family, 
     typical = package.typical_duration
     if typical is not None:
         families.append((PACKAGE_TYPICAL_DURATION, [((package_id,), typical)]))
+    totals = package.totals
+    families.append(
+        (
+            PACKAGE_RUNS,
+            [((package_id, status.value), float(totals.count(status))) for status in COUNTED_STATUSES],
+        )
+    )
+    families.append((PACKAGE_RUN_DURATION, histogram_samples((package_id,), totals)))
     return families
+
+
+def histogram_samples(labels: Labels, totals: RunTotals) -> list[Sample]:
+    """One histogram series as `_HistogramFormat` takes it: its cumulative bucket counts (`+Inf` last), then its
+    sum, all under the series' labels."""
+    return [(labels, float(count)) for count in totals.cumulative()] + [(labels, totals.runtime_sum)]
 
 
 def utf8(text: str) -> bytes:
@@ -292,6 +313,36 @@ class _LineFormat:
 
     def lines(self, samples: list[Sample]) -> str:
         return "".join([self.line(values, value) for values, value in samples])
+
+
+class _HistogramFormat:
+    """Writes a histogram's lines as prometheus_client does: per series its `_bucket` lines (with `le`, `+Inf`
+    last), then `_count` (the `+Inf` bucket) and `_sum`. Its samples come as `histogram_samples` makes them:
+    per series, one value per bucket and then the sum."""
+
+    __slots__ = ("_bounds", "_bucket", "_count", "_sum")
+
+    def __init__(self, syntax: _Syntax, family: Family) -> None:
+        self._bounds = (*(go_float(bound) for bound in family.buckets), "+Inf")
+        self._bucket = syntax.line_format(
+            replace(family, name=f"{family.name}_bucket", kind=Kind.GAUGE, labels=(*family.labels, "le"))
+        )
+        self._count = syntax.line_format(replace(family, name=f"{family.name}_count", kind=Kind.GAUGE))
+        self._sum = syntax.line_format(replace(family, name=f"{family.name}_sum", kind=Kind.GAUGE))
+
+    def lines(self, samples: list[Sample]) -> str:
+        per_series = len(self._bounds) + 1
+        parts: list[str] = []
+        for start in range(0, len(samples), per_series):
+            series = samples[start : start + per_series]
+            labels = series[0][0]
+            parts.extend(
+                self._bucket.line((*labels, bound), value)
+                for bound, (_, value) in zip(self._bounds, series, strict=False)
+            )
+            parts.append(self._count.line(labels, series[-2][1]))
+            parts.append(self._sum.line(labels, series[-1][1]))
+        return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -329,6 +380,12 @@ class _Syntax:
     def line_format(self, family: Family) -> _LineFormat:
         name, labels = self.spelling(family)
         return _LineFormat(name, labels, family)
+
+    def any_format(self, family: Family) -> _LineFormat | _HistogramFormat:
+        """The writer of the family's sample lines, whatever its kind."""
+        if family.kind is Kind.HISTOGRAM:
+            return _HistogramFormat(self, family)
+        return self.line_format(family)
 
 
 class _Chunk:
@@ -417,7 +474,7 @@ class _Variant:
         self._headers = tuple(utf8(syntax.header(family)) for family in JOB_FAMILIES)
         self._header_segments = tuple(deflate_segment(header) for header in self._headers)
         self._exporter_formats = {
-            family: (syntax.header(family), syntax.line_format(for_accounts(family, labelled)))
+            family: (syntax.header(family), syntax.any_format(for_accounts(family, labelled)))
             for family in OTHER_FAMILIES
         }
         self._build_info = self._families([(BUILD_INFO, [((__version__, PYTHON_VERSION), 1.0)])])

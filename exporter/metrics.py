@@ -35,7 +35,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from exporter.escaping import PLAIN_NAME
+from exporter.escaping import PLAIN_NAME, go_float
+from exporter.history import COUNTED_STATUSES, DURATION_BUCKETS
 from exporter.model import JobStatus
 
 Labels = tuple[str, ...]
@@ -44,11 +45,13 @@ ACCOUNT_LABEL = "account"
 
 
 class Kind(enum.Enum):
-    """How a family is typed; a state set is served as a gauge (one series per state, 1 for the current one)."""
+    """How a family is typed; a state set is served as a gauge (one series per state, 1 for the current one). A
+    histogram's series are `_bucket` (with `le`, cumulative, `+Inf` last), `_count` and `_sum`."""
 
     GAUGE = "gauge"
     COUNTER = "counter"
     STATE_SET = "state set"
+    HISTOGRAM = "histogram"
 
 
 class Scope(enum.IntEnum):
@@ -72,11 +75,12 @@ class Family:
     labels: Labels = ()
     example: str = ""
     details: str = ""
+    buckets: tuple[float, ...] = ()  # a histogram's upper bounds, ascending, without +Inf
 
     @property
     def type(self) -> str:
         """The TYPE both formats announce."""
-        return "counter" if self.kind is Kind.COUNTER else "gauge"
+        return "gauge" if self.kind is Kind.STATE_SET else self.kind.value
 
     @property
     def sample_name(self) -> str:
@@ -95,9 +99,10 @@ def declare(
     labels: Labels = (),
     example: str = "",
     details: str = "",
+    buckets: tuple[float, ...] = (),
 ) -> Family:
     """Declares a served family, refusing at import what Prometheus' conventions or our escaping forbid."""
-    family = Family(name, kind, scope, help, labels, example, details)
+    family = Family(name, kind, scope, help, labels, example, details, buckets)
     problems = [
         f"{name!r} does not start with {PREFIX!r}" if not name.startswith(PREFIX) else "",
         f"{name!r} is not a plain name" if not PLAIN_NAME.fullmatch(name) else "",
@@ -115,6 +120,11 @@ def declare(
         if len({*labels, ACCOUNT_LABEL}) != len(labels) + 1
         else "",
         f"{name!r} has no HELP text or no example" if not help or not example else "",
+        f"{name!r}: only a histogram has buckets, ascending, and no `le` label"
+        if (kind is Kind.HISTOGRAM) != bool(buckets)
+        or list(buckets) != sorted(set(buckets))
+        or "le" in labels
+        else "",
     ]
     problem = next((problem for problem in problems if problem), None)
     if problem is not None:
@@ -219,6 +229,16 @@ JOB_POLL_ERRORS = declare(
     example='integrateio_job_poll_errors_total{error="timeout",job_id="157"} 2.0',
     details="Error classes: the outcomes of `integrateio_api_requests_total`, plus `invalid_field`, "
     "`unknown_status` and `future_timestamp`, explained below the table.",
+)
+JOB_ATTEMPTS = declare(
+    "integrateio_job_attempts",
+    Kind.GAUGE,
+    Scope.JOB,
+    "Attempts the platform made at the run, as the API reports them.",
+    ("job_id",),
+    example='integrateio_job_attempts{job_id="157"} 2.0',
+    details="The job's `attempts` field, which the API documentation does not list: absent when the API does not "
+    "send it (or sends no whole number of at least 0).",
 )
 
 # --- one set per account: requests, budget, refresh, configuration, discovery ----------------------------------
@@ -424,6 +444,28 @@ PACKAGE_TYPICAL_DURATION = declare(
     example='integrateio_package_typical_duration_seconds{package_id="434"} 1260.0',
     details="From its last 20 finished jobs, kept in `state_file` across restarts; absent until 3 of them"
     ' completed. The baseline for "running far longer than usual".',
+)
+PACKAGE_RUNS = declare(
+    "integrateio_package_runs",
+    Kind.COUNTER,
+    Scope.PACKAGE,
+    "Finished runs of the package the exporter saw, by final status.",
+    ("package_id", "status"),
+    example='integrateio_package_runs_total{package_id="434",status="failed"} 3.0',
+    details=f"`status` is {_code(tuple(status.value for status in COUNTED_STATUSES))}. Each run counted once, when "
+    "first seen finished; kept in `state_file`, so a restart neither resets the counter nor counts a run again.",
+)
+PACKAGE_RUN_DURATION = declare(
+    "integrateio_package_run_duration_seconds",
+    Kind.HISTOGRAM,
+    Scope.PACKAGE,
+    "Runtimes of the package's completed runs.",
+    ("package_id",),
+    example='integrateio_package_run_duration_seconds_bucket{le="1800.0",package_id="434"} 12.0',
+    details="The API's `runtime_in_seconds` of each completed run counted in `integrateio_package_runs_total` "
+    f"(a run without one counts there only). Buckets (`le`): {', '.join(go_float(b) for b in DURATION_BUCKETS)} "
+    "and `+Inf`; kept in `state_file` like the counter.",
+    buckets=DURATION_BUCKETS,
 )
 
 # --- the process's own: never an account label -----------------------------------------------------------------

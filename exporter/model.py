@@ -86,6 +86,7 @@ class Job:
     finished_at: float | None = None
     errors: str | None = None
     html_url: str | None = None
+    attempts: int | None = None  # undocumented: kept only when the API sends a whole number (see parse_job)
     unusable: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
 
@@ -110,6 +111,7 @@ class Job:
             finished_at=_first(self.finished_at, previous.finished_at) if self.status.is_final else None,
             errors=_first(self.errors, previous.errors),
             html_url=_first(self.html_url, previous.html_url),
+            attempts=_first(self.attempts, previous.attempts),
         )
 
 
@@ -169,6 +171,7 @@ def parse_job(payload: Any, *, listed: bool = False) -> Job:
         finished_at=_finished_at(payload, status),
         errors=errors if isinstance(errors, str) and errors else None,
         html_url=_web_url(payload.get("html_url")),
+        attempts=_attempts(payload.get("attempts")),
         unusable=tuple(unusable),
         absent=tuple(absent),
     )
@@ -180,6 +183,14 @@ def _web_url(value: Any) -> str | None:
     if text is None or not text.startswith(("https://", "http://")):
         return None
     return text
+
+
+def _attempts(value: Any) -> int | None:
+    """How many attempts the platform made at the run. Issue 12 names a job's `attempts`, but no version of the
+    API documentation lists it (resources/job.md, sections/get-job-information.md, sections/list-jobs.md): it is
+    read when it is there as a whole number of at least 0, and otherwise left unknown, never guessed."""
+    number = _integer(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _finished_at(payload: dict[str, Any], status: JobStatus) -> float | None:

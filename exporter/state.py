@@ -9,9 +9,11 @@ After a restart the exporter would otherwise know nothing until the API answered
 
 So the file keeps (version 2): every watched job's last values and when they were fetched (final jobs are then
 never fetched again; the others are, as usual, and show their last values meanwhile), per package its last
-finished run, last success, last failure and its last `HISTORY_LENGTH` finished runs, and the runs discovery
-follows. All of it goes back into the cache before the first API call, so /metrics serves the same package
-series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from those jobs.
+finished run, last success, last failure, its last `HISTORY_LENGTH` finished runs and its run totals (finished
+runs per status, completed runs' runtimes per bucket: `RunTotals`, so the counters never go back to 0), and the
+runs discovery follows. All of it goes back into the cache before the first API call, so /metrics serves the same package
+series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from those jobs; a
+version 2 file written before run totals existed has them counted from each package's history.
 
 The file is a convenience, never a dependency: missing, unreadable, corrupt, from another account or an unknown
 format version — it is reported in one log line and ignored. It is rewritten only when something it keeps
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.cache import JobCache, PackageState
-from exporter.history import Run
+from exporter.history import Run, RunTotals
 from exporter.model import Job, JobOutput, JobStatus
 
 log = logging.getLogger(__name__)
@@ -230,18 +232,52 @@ def _package_document(package: PackageState) -> dict[str, Any]:
             [run.job_id, run.status.value, run.started_at, run.finished_at, run.runtime_seconds]
             for run in package.history
         ],
+        "runs": _totals_document(package.totals),
     }
+
+
+def _totals_document(totals: RunTotals) -> dict[str, Any]:
+    return {
+        "completed": totals.completed,
+        "failed": totals.failed,
+        "stopped": totals.stopped,
+        "buckets": list(totals.buckets),
+        "runtime_sum": totals.runtime_sum,
+        "evicted_until": totals.evicted_until,
+    }
+
+
+def _totals_from(document: Any, history: tuple[Run, ...]) -> RunTotals:
+    """The saved totals; a file written before they existed gets those of the runs its history holds."""
+    if document is None:
+        return RunTotals.of(history)
+    return RunTotals(
+        completed=_count(document["completed"]),
+        failed=_count(document["failed"]),
+        stopped=_count(document["stopped"]),
+        buckets=tuple(_count(bucket) for bucket in document["buckets"]),
+        runtime_sum=float(document["runtime_sum"]),
+        evicted_until=_optional_float(document["evicted_until"]),
+    )
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected a count, got {value!r}")
+    return value
 
 
 def _package_from(package_id: int, document: dict[str, Any]) -> PackageState:
     last_run = document["last_run"]
+    history = tuple(_run_from(run) for run in document["history"])
     return PackageState(
         package_id,
         name=_optional_text(document["name"]),
         last_finished=None if last_run is None else _job_from(last_run),
         last_success=_optional_float(document["last_success"]),
         last_failure=_optional_float(document["last_failure"]),
-        history=tuple(_run_from(run) for run in document["history"]),
+        history=history,
+        totals=_totals_from(document.get("runs"), history),
     )
 
 

@@ -368,7 +368,7 @@ def _row(state: JobState, now: float) -> str:
         refreshed = f'<span class="warn" title="the last refresh failed">⚠ {refreshed}</span>'
     return (
         f'<tr class="{status_class}" id="job-{state.job_id}" data-job="{state.job_id}">'
-        f'<td class="num">{_job_cell(state)}</td><td>{package}</td><td>{_badge(state)}{_why(state)}</td>'
+        f'<td class="num">{_job_cell(state)}</td><td>{package}</td><td>{_badge(state)}{_attempts(state)}{_why(state)}</td>'
         f'<td class="prog">{progress}</td><td class="num">{runtime}</td><td>{outputs}</td>'
         f'<td class="num">{refreshed}</td><td>{_problem(state)}</td></tr>\n'
     )
@@ -391,6 +391,14 @@ def _why(state: JobState) -> str:
     if state.job is None or not state.job.errors:
         return ""
     return f'<div class="why">{_clip(state.job.errors, WHY_LIMIT)}</div>'
+
+
+def _attempts(state: JobState) -> str:
+    """How many attempts the platform made at the run, when the API says (its `attempts`, undocumented)."""
+    if state.job is None or state.job.attempts is None:
+        return ""
+    count = state.job.attempts
+    return f' <span class="dim">{count:,} attempt{"" if count == 1 else "s"}</span>'
 
 
 def _package(name: str | None, package_id: int | None) -> str:
@@ -516,6 +524,7 @@ def _job_document(state: JobState, now: float) -> dict[str, Any]:
         "runtime_seconds": _number(job.runtime_seconds) if job else None,
         "started_at": rfc3339(job.started_at) if job else None,
         "job_errors": job.errors if job else None,
+        "attempts": job.attempts if job else None,
         "outputs": [
             {"id": output.id, "name": output.name, "records": _number(output.records_count)}
             for output in (job.outputs if job else ())

@@ -76,13 +76,15 @@ FAILING_JOB = 102
 FLAKY_JOB = 103
 EARLIER_SUCCESS_JOB = 104  # package 12, shard 1
 OTHER_SUCCESS_JOB = 105  # package 11, shard 1
+# package 11, shard 1: with 105, three completed runs give the package a typical duration
+EARLIER_HOURLY_JOBS = (106, 107)
 EARLIER_FAILURE_JOB = 108  # package 12, shard 0
 FAILING_PACKAGE_ID = 12
 FAILING_PACKAGE = "nightly_orders"
 HEALTHY_PACKAGE_ID = 11
 SHARDS = {
     0: {HEALTHY_JOB, FAILING_JOB, FLAKY_JOB, EARLIER_FAILURE_JOB},
-    1: {EARLIER_SUCCESS_JOB, OTHER_SUCCESS_JOB},
+    1: {EARLIER_SUCCESS_JOB, OTHER_SUCCESS_JOB, *EARLIER_HOURLY_JOBS},
 }
 
 STARTUP_TIMEOUT = 30.0  # each process until /-/ready (or /readyz)
@@ -153,6 +155,8 @@ def stack() -> Iterator[Stack]:
             (EARLIER_FAILURE_JOB, "failed", FAILING_PACKAGE_ID, FAILING_PACKAGE, now - 7200),
             (EARLIER_SUCCESS_JOB, "completed", FAILING_PACKAGE_ID, FAILING_PACKAGE, now - 3600),
             (OTHER_SUCCESS_JOB, "completed", HEALTHY_PACKAGE_ID, "hourly_events", now - 1800),
+            (EARLIER_HOURLY_JOBS[0], "completed", HEALTHY_PACKAGE_ID, "hourly_events", now - 5400),
+            (EARLIER_HOURLY_JOBS[1], "completed", HEALTHY_PACKAGE_ID, "hourly_events", now - 9000),
         ):
             sim.add_job(
                 SimJob(

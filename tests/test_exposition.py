@@ -20,7 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import exposition as client_exposition
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.openmetrics import exposition as client_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -30,7 +35,9 @@ from exporter import __version__, metrics
 from exporter import exposition as exposition_module
 from exporter.budget import BudgetSnapshot
 from exporter.cache import CacheSnapshot, JobCache, JobState
+from exporter.escaping import go_float
 from exporter.exposition import MAX_VARIANTS, Exposition, Rendered
+from exporter.history import COUNTED_STATUSES
 from exporter.model import JobStatus, parse_job
 
 _THREE_DIGIT_EXPONENT = re.compile(rb"(?<=[0-9])e\+0([0-9]{2})\n")
@@ -110,6 +117,7 @@ def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
     poll_success = family_like(metrics.JOB_POLL_SUCCESS)
     missing = family_like(metrics.JOB_MISSING)
     errors = family_like(metrics.JOB_POLL_ERRORS)
+    attempts = family_like(metrics.JOB_ATTEMPTS)
     for state in states:
         job_id = str(state.job_id)
         missing.add_metric([job_id], 1.0 if state.missing else 0.0)
@@ -130,6 +138,8 @@ def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
             runtime.add_metric([job_id], job.runtime_seconds)
         if job.started_at is not None:
             started.add_metric([job_id], job.started_at)
+        if job.attempts is not None:
+            attempts.add_metric([job_id], float(job.attempts))
         package_id = "" if job.package_id is None else str(job.package_id)
         info.add_metric([job_id, package_id, job.package_name or "", job.html_url or ""], 1.0)
         for output in job.outputs:
@@ -146,6 +156,7 @@ def _reference_job_families(states: tuple[JobState, ...]) -> Iterator[Metric]:
         poll_success,
         missing,
         errors,
+        attempts,
     )
 
 
@@ -192,6 +203,10 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
     running = family_like(metrics.PACKAGE_RUNNING)
     info = family_like(metrics.PACKAGE_INFO)
     typical = family_like(metrics.PACKAGE_TYPICAL_DURATION)
+    runs = family_like(metrics.PACKAGE_RUNS)
+    durations = HistogramMetricFamily(
+        metrics.PACKAGE_RUN_DURATION.name, metrics.PACKAGE_RUN_DURATION.help, labels=["package_id"]
+    )
     for package in snapshot.packages:
         package_id = str(package.package_id)
         if package.last_finished is not None:
@@ -214,7 +229,14 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
         info.add_metric([package_id, package.name or ""], 1.0)
         if package.typical_duration is not None:
             typical.add_metric([package_id], package.typical_duration)
-    for family in (last_status, success, failure, running, info, typical):
+        totals = package.totals
+        for status in COUNTED_STATUSES:
+            runs.add_metric([package_id, status.value], float(totals.count(status)))
+        bounds = [*(go_float(bound) for bound in metrics.PACKAGE_RUN_DURATION.buckets), "+Inf"]
+        durations.add_metric(
+            [package_id], list(zip(bounds, map(float, totals.cumulative()), strict=True)), totals.runtime_sum
+        )
+    for family in (last_status, success, failure, running, info, typical, runs, durations):
         if family.samples:
             yield family
 
@@ -308,7 +330,7 @@ def budget(**fields: Any) -> BudgetSnapshot:
 def hostile_cache() -> JobCache:
     """Every kind of job state the poller can leave behind, with hostile strings wherever the API sets one."""
     cache = JobCache()
-    cache.set_watched(range(1, 12))
+    cache.set_watched(range(1, 14))
     record(
         cache,
         payload(
@@ -324,7 +346,9 @@ def hostile_cache() -> JobCache:
         ),
         payload(6, progress=1e-7, runtime_in_seconds=123456789, started_at="1970-01-01T00:00:00Z"),
         payload(7, status=" Pending_Stoppage ", outputs=[]),
-        payload(8, status="failed", errors="disk full", progress="0.5"),
+        payload(8, status="failed", errors="disk full", progress="0.5", attempts="2"),
+        payload(12, status="completed", runtime_in_seconds=86400, attempts=1),  # on the last bucket's bound
+        payload(13, status="stopped", attempts=-1),  # not a count: no series
     )
     cache.record_failure(8, "timeout")
     cache.record_failure(8, "timeout")
@@ -448,6 +472,7 @@ job_documents = st.fixed_dictionaries(
         | st.fixed_dictionaries({"id": st.integers(0, 10**12), "name": st.none() | st.text()}),
         "started_at": st.none()
         | st.sampled_from(["2026-11-28T10:00:00Z", "2026-11-28T10:00:00.123+02:00", "x"]),
+        "attempts": st.none() | st.integers(-1, 10**20) | st.sampled_from(["2", "x", 1.5]),
         "outputs": st.none()
         | st.lists(
             st.fixed_dictionaries(

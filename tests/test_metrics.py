@@ -63,8 +63,9 @@ def test_each_example_is_a_sample_of_its_family(family: metrics.Family) -> None:
     text = f"# TYPE {family.sample_name} {family.type}\n{family.example}\n"
     (parsed,) = parse_text(text)
     (sample,) = parsed.samples
-    assert sample.name == family.sample_name
-    assert sorted(sample.labels) == sorted(family.labels)
+    histogram = family.kind is metrics.Kind.HISTOGRAM  # the example is one of its buckets
+    assert sample.name == family.sample_name + ("_bucket" if histogram else "")
+    assert sorted(sample.labels) == sorted([*family.labels, *(["le"] if histogram else [])])
     assert parsed.type == family.type
 
 
@@ -76,7 +77,7 @@ def everything_cache() -> JobCache:
     record(
         cache,
         payload(1, status="completed", completed_at="2026-11-28T10:30:00Z"),
-        payload(2, status="failed", completed_at="2026-11-28T10:40:00Z"),
+        payload(2, status="failed", completed_at="2026-11-28T10:40:00Z", attempts=2),
         payload(3),
         # Three completed runs: the package's typical duration is known.
         payload(5, status="completed", completed_at="2026-11-27T10:30:00Z"),

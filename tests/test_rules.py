@@ -81,6 +81,9 @@ def readme_contract() -> tuple[set[str], set[str]]:
         if len(cells) == 4 and cells[0].startswith("`integrateio_"):
             metrics.add(cells[0].strip("`"))
             labels.update(re.findall(r"`(\w+)`", cells[2]))
+            if cells[1] == "histogram":  # served as its _bucket (with `le`), _count and _sum series
+                metrics.update(cells[0].strip("`") + suffix for suffix in ("_bucket", "_count", "_sum"))
+                labels.add("le")
     return metrics, labels
 
 
@@ -100,6 +103,7 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
     assert [path.name for path in RULE_TESTS] == [
         "exporter.test.yaml",
         "healthy.test.yaml",
+        "history.test.yaml",
         "packages.test.yaml",
         "runs.test.yaml",
     ]

@@ -336,6 +336,7 @@ def test_json_document(cache: JobCache) -> None:
         "runtime_seconds": 60,
         "started_at": None,
         "job_errors": "java.lang.OutOfMemoryError <join_touchpoints>",
+        "attempts": None,
         "outputs": [{"id": 30, "name": HOSTILE_OUTPUT, "records": 1204331}],
         "last_success": rfc3339(NOW - 12),
         "last_success_age_seconds": 12.0,

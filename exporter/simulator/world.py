@@ -72,6 +72,9 @@ class SimJob:
     created_at: int | None = None
     started_at: int | None = None
     updated_at: int | None = None
+    # Not in the API documentation (no version of resources/job.md, get-job-information.md or list-jobs.md lists
+    # it; issue 12 names it): sent only when set, to test that the exporter reads it when it is there.
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class _Job:
     failed_at: int | None
     completed_at: int | None
     updated_at: int
+    attempts: int | None = None
     script: tuple[Step, ...] = ()
     next_step: int = 0
     sim_elapsed: float = 0.0
@@ -191,6 +195,7 @@ def _job_from(job: SimJob, now: int) -> _Job:
         failed_at=ended if status == "failed" else None,
         completed_at=ended if status == "completed" else None,
         updated_at=updated,
+        attempts=job.attempts,
     )
 
 
@@ -198,7 +203,7 @@ def _render(job: _Job, root: str) -> dict[str, Any]:
     """The job object exactly as the API documents it; ``root`` is ``{base_url}/{account_id}``."""
     api = f"{root}/api"
     job_url = f"{api}/jobs/{job.id}"
-    return {
+    document = {
         "id": job.id,
         "status": job.status,
         "owner_id": job.owner_id,
@@ -247,6 +252,9 @@ def _render(job: _Job, root: str) -> dict[str, Any]:
             "url": f"{api}/clusters/{job.cluster_id}",
         },
     }
+    if job.attempts is not None:
+        document["attempts"] = job.attempts  # undocumented (see SimJob.attempts)
+    return document
 
 
 class World:
