@@ -212,4 +212,7 @@ def test_the_outputs_cadence_is_configurable_and_checked() -> None:
     )
     with pytest.raises(ConfigError) as caught:
         polling(outputs_refresh_seconds=0)
-    assert str(caught.value) == "polling.outputs_refresh_seconds: must be a number greater than 0 and at most 86400, got 0"
+    assert (
+        str(caught.value)
+        == "polling.outputs_refresh_seconds: must be a number greater than 0 and at most 86400, got 0"
+    )
