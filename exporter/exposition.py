@@ -89,6 +89,8 @@ from exporter.metrics import (
     REFRESH_TARGET,
     STATUS_VALUES,
     WATCHED_JOBS,
+    WEBHOOK_LAST_ACCEPTED,
+    WEBHOOK_REQUESTS,
     Family,
     Labels,
     Scope,
@@ -228,6 +230,11 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
     if state.discovered_jobs is not None:
         single(DISCOVERED_JOBS, state.discovered_jobs)
         single(DISCOVERY_DROPPED, state.discovery_dropped)
+    if state.webhook_requests is not None:
+        families.append(
+            (WEBHOOK_REQUESTS, [((outcome,), float(n)) for outcome, n in state.webhook_requests.items()])
+        )
+        single(WEBHOOK_LAST_ACCEPTED, state.webhook_last_accepted)
     return families
 
 

@@ -95,6 +95,7 @@ def everything_cache() -> JobCache:
         discovered_jobs=2,
         discovery_dropped=1,
     )
+    cache.enable_webhook(("accepted",), 1_764_324_000.0)
     return cache
 
 
