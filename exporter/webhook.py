@@ -56,6 +56,9 @@ ACCEPTED, UNAUTHORIZED, INVALID, COALESCED, THROTTLED = OUTCOMES = (
 PING = "ping"
 CLUSTER_ERROR = "cluster.error"
 EVENT = re.compile(r"(job|cluster)(\.[a-z_]+)?|ping")
+ANY_EVENT = re.compile(r"[a-z_]{1,32}(\.[a-z_]{1,32}){0,3}")
+"""An event name we do not know yet, under a key that can only mean the event (`event`, `event_name`...)."""
+EVENT_ONLY_KEYS = ("event", "event_name", "event_type")
 HEX_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 EVENT_KEYS = ("event", "event_name", "event_type", "name", "type", "action")
 DIGEST_KEYS = ("hash", "signature", "sha1", "digest")
@@ -111,7 +114,11 @@ def _read(document: Mapping[str, Any]) -> Hook:
         (
             value
             for _, key, value in _fields(document)
-            if key in EVENT_KEYS and isinstance(value, str) and EVENT.fullmatch(value)
+            if isinstance(value, str)
+            and (
+                (key in EVENT_KEYS and EVENT.fullmatch(value))
+                or (key in EVENT_ONLY_KEYS and ANY_EVENT.fullmatch(value))
+            )
         ),
         None,
     )
@@ -315,7 +322,8 @@ class Doorbell:
         if hook.event is not None and hook.event.startswith("cluster"):
             return SWEEP if hook.event == CLUSTER_ERROR else None
         if hook.job_id is None:
-            return SWEEP
+            known = hook.event is None or EVENT.fullmatch(hook.event)
+            return SWEEP if known else None  # an event we do not know, about nothing we can name
         state = self._cache.get(hook.job_id)
         if state is None:
             return SWEEP if self._watching_all_runs else None
