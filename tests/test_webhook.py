@@ -335,3 +335,13 @@ def test_bodies_are_read_tolerantly_and_never_believed_beyond_an_id(
 def test_a_body_nested_deeply_is_unreadable_not_a_crash() -> None:
     assert parse_hook(b"[" * 100_000 + b"]" * 100_000) is None
     assert parse_hook(b'{"a":' * 50 + b'{"job_id": 1}' + b"}" * 50) is not None
+
+
+def test_the_status_page_has_a_web_hook_line(sim: Simulator, hooked: Any) -> None:
+    app = hooked()
+    assert "Web hooks: last accepted" in requests.get(app.url("/"), timeout=5).text
+    assert "(none yet)" in requests.get(app.url("/"), timeout=5).text
+    post(app, {"event": "ping"})
+    post(app, {"event": "ping"}, auth=None)
+    page = requests.get(app.url("/"), timeout=5).text
+    assert '<span class="warn">(1 accepted, 1 unauthorized)</span>' in page
