@@ -70,6 +70,7 @@ SCRAPE_JOB = "integrateio-exporter"  # the shipped IntegrateioExporterDown match
 ACCOUNTS_JOB = "integrateio-accounts"
 ACCOUNTS = {"globex": "e2e-key-globex-77", "initech": "e2e-key-initech-91"}  # name (and account id) -> key
 
+WEBHOOK = {"enabled": True, "basic_auth": {"username": "integrateio", "password_file": "hook-password"}}
 HEALTHY_JOB = 101
 FAILING_JOB = 102
 FLAKY_JOB = 103
@@ -184,6 +185,7 @@ def stack() -> Iterator[Stack]:
             for index in sorted(SHARDS)
         ]
 
+        (workdir / "hook-password").write_text("e2e-hook-password")
         accounts = []
         for name, key in ACCOUNTS.items():
             account_sim = Simulator(account_id=name, api_key=key, credits=5000, window_seconds=3600.0)
@@ -214,6 +216,8 @@ def stack() -> Iterator[Stack]:
                     # initech follows its package's runs (discover:) instead of listing them
                     **({"discover": {"package_ids": [21]}} if name == "initech" else {"jobs": [201, 202]}),
                     "polling": {"interval_seconds": 1},
+                    # globex has web hooks on (none arrive here), so IntegrateioWebhookSilent has its series
+                    **({"webhook": WEBHOOK} if name == "globex" else {}),
                 }
             )
         accounts_exporter = start_exporter(

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from exporter.app import App
-from exporter.config import parse_config
+from exporter.config import parse_config, parse_configs
 from exporter.errors import ConfigError
 from exporter.simulator import SimJob, Simulator
 from exporter.webhook import BURST, parse_hook
@@ -345,3 +345,61 @@ def test_the_status_page_has_a_web_hook_line(sim: Simulator, hooked: Any) -> Non
     post(app, {"event": "ping"}, auth=None)
     page = requests.get(app.url("/"), timeout=5).text
     assert '<span class="warn">(1 accepted, 1 unauthorized)</span>' in page
+
+
+def test_a_reload_rotates_the_password(
+    sim: Simulator, hooked: Any, secrets: dict[str, str], tmp_path: Path
+) -> None:
+    app = hooked()
+    rotated = tmp_path / "rotated"
+    rotated.write_text("a-new-hook-password")
+    webhook = {"enabled": True, "basic_auth": {"username": USER, "password_file": str(rotated)}}
+    assert app.reload(make_config(sim, RUNNING, interval=600.0, webhook=webhook))
+    assert post(app, {"event": "ping"}) == 401
+    assert post(app, {"event": "ping"}, auth=(USER, "a-new-hook-password")) == 200
+    assert not app.reload(make_config(sim, RUNNING, interval=600.0))  # switching hooks off needs a restart
+
+
+def test_with_accounts_each_has_its_own_path_and_labelled_series(
+    make_sim: Callable[..., Simulator], secrets: dict[str, str], stop_apps: list[App]
+) -> None:
+    sims = {name: make_sim() for name in ("prod", "staging")}
+    for each in sims.values():
+        each.add_job(SimJob(id=7, status="running"))
+    auth = {"username": USER, "password_file": secrets["password_file"]}
+    document = {
+        "accounts": [
+            {
+                "name": name,
+                "api": {"account_id": "acme", "base_url": each.base_url, "timeout_seconds": 2},
+                "jobs": [7],
+                "polling": {"interval_seconds": 600},
+                "webhook": {"enabled": True, "path": f"/hooks/{name}", "basic_auth": auth},
+            }
+            for name, each in sims.items()
+        ]
+    }
+    configs = parse_configs(document, base_dir=Path("."), environ={"INTEGRATEIO_API_KEY": API_KEY})
+    app = App(configs, ("127.0.0.1", 0))
+    app.start()
+    stop_apps.append(app)
+    running = {"prod": "running", "staging": "running"}
+    scrape_when(app, lambda m: statuses(m) == running, "both accounts' first cycle")
+    sims["staging"].update_job(7, status="failed")
+    sims["prod"].update_job(7, status="failed")  # prod's hook never comes: prod stays running until its poll
+    assert post(app, {"event": "job.failed", "job_id": 7}, path="/hooks/staging") == 202
+    metrics = scrape_when(app, lambda m: statuses(m)["staging"] == "failed", "staging's job 7 failed")
+    assert statuses(metrics) == {"prod": "running", "staging": "failed"}
+    assert metrics.get("integrateio_webhook_requests_total", account="staging", outcome="accepted") == 1.0
+    assert metrics.get("integrateio_webhook_requests_total", account="prod", outcome="accepted") == 0.0
+    document["accounts"][1]["webhook"]["path"] = "/hooks/prod"  # type: ignore[index]
+    with pytest.raises(ConfigError, match="is used by two accounts"):
+        parse_configs(document, base_dir=Path("."), environ={"INTEGRATEIO_API_KEY": API_KEY})
+
+
+def statuses(metrics: Samples) -> dict[str, str]:
+    return {
+        labels["account"]: labels["status"]
+        for labels in metrics.labelsets("integrateio_job_status")
+        if metrics.get("integrateio_job_status", **labels) == 1.0
+    }
