@@ -30,6 +30,7 @@ with hooks the same GET comes earlier, and the next cycle knows the job is final
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import re
 import statistics
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="measured period (default 8)")
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the exporters' transition lines would drown the table
     failures, minutes = (8, 3.0) if args.quick else (args.failures, args.minutes)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as secrets:
