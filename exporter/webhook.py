@@ -243,6 +243,7 @@ class Doorbell:
         self._thread = threading.Thread(target=self._run, name="doorbell", daemon=True)
         self._tokens = BURST
         self._tokens_at = clock()
+        self._told_forged = False
         self.configure(config, budget_limit, window_seconds, watching_all_runs=watching_all_runs)
         cache.enable_webhook(OUTCOMES, wall_clock())
 
@@ -287,10 +288,13 @@ class Doorbell:
         if hook is None:
             return self._answer(INVALID, HTTPStatus.BAD_REQUEST)
         if not self._genuine(hook, host):
-            log.warning(
+            # Said once at warning (a wrong salt or url refuses every hook), then at debug: the counter counts.
+            log.log(
+                logging.DEBUG if self._told_forged else logging.WARNING,
                 "web hook refused: its hash does not match webhook.salt_file (or webhook.url); counted as %s",
                 UNAUTHORIZED,
             )
+            self._told_forged = True
             return self._answer(UNAUTHORIZED, HTTPStatus.UNAUTHORIZED)
         target = self._target(hook)
         if target is None:
