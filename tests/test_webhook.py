@@ -183,7 +183,15 @@ def test_unreadable_oversized_and_lengthless_hooks_are_invalid(sim: Simulator, h
     connection.endheaders()
     assert connection.getresponse().status == 411
     connection.close()
-    assert outcomes(scrape(app))["invalid"] == 4.0
+    for length in ("9" * 5000, "١٢"):  # past int()'s digit limit; Arabic-Indic digits
+        connection = http.client.HTTPConnection("127.0.0.1", app.server.port, timeout=5)
+        connection.putrequest("POST", "/webhook")
+        connection.putheader("Authorization", requests.auth._basic_auth_str(USER, PASSWORD))
+        connection.putheader("Content-Length", length.encode())  # UTF-8 on the wire, as a hostile client may
+        connection.endheaders()
+        assert connection.getresponse().status in (411, 413)
+        connection.close()
+    assert outcomes(scrape(app))["invalid"] == 6.0
     # A GET on the hook path, or a POST anywhere else, is not a hook.
     assert requests.get(app.url("/webhook"), timeout=5).status_code == 404
     assert post(app, {"event": "job.failed"}, path="/metrics") == 404
