@@ -21,6 +21,7 @@ from exporter.exposition import Exposition
 from exporter.poller import Poller
 from exporter.server import ExporterHTTPServer, Site, serve_in_background
 from exporter.webconfig import WebConfig
+from exporter.webhook import Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Account:
     budget: CreditBudget
     poller: Poller
     thread: threading.Thread
+    doorbell: Doorbell | None = None
 
 
 class App:
@@ -64,6 +66,7 @@ class App:
             healthy=lambda: all(each.poller.alive(health_grace) for each in self.accounts),
             ready=lambda: self.cache.snapshot().ready,
             web=self.web,
+            doorbell=self.doorbell,
         )
         self.server = ExporterHTTPServer(address, self.site)
 
@@ -75,7 +78,37 @@ class App:
         cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
         name = f"poller-{config.name}" if config.labelled else "poller"
         return Account(
-            config, cache, budget, poller, threading.Thread(target=poller.run, name=name, daemon=True)
+            config,
+            cache,
+            budget,
+            poller,
+            threading.Thread(target=poller.run, name=name, daemon=True),
+            App._doorbell(config, None, cache, poller),
+        )
+
+    @staticmethod
+    def _doorbell(
+        config: Config, current: Doorbell | None, cache: JobCache, poller: Poller
+    ) -> Doorbell | None:
+        """The account's doorbell when `webhook.enabled`: the current one reconfigured, or a new one."""
+        if not config.webhook.enabled:
+            return None
+        limit, window = config.rate_limit.allowed, config.rate_limit.window_seconds
+        everything = config.discover is not None
+        if current is None:
+            return Doorbell(config.webhook, limit, window, cache, poller, watching_all_runs=everything)
+        current.configure(config.webhook, limit, window, watching_all_runs=everything)
+        return current
+
+    def doorbell(self, path: str) -> Doorbell | None:
+        """The doorbell listening on `path`, if any (paths are distinct across accounts)."""
+        return next(
+            (
+                each.doorbell
+                for each in self.accounts
+                if each.doorbell is not None and each.doorbell.config.path == path
+            ),
+            None,
         )
 
     def url(self, path: str = "/") -> str:
@@ -89,6 +122,8 @@ class App:
         serve_in_background(self.server)
         for account in self.accounts:
             account.thread.start()
+            if account.doorbell is not None:
+                account.doorbell.start()
 
     def reload(self, config: Config | Sequence[Config]) -> bool:
         """Apply a reloaded configuration to the running accounts, matched by name. Adding or removing an
@@ -98,8 +133,16 @@ class App:
             log.error("reload refused: the list of accounts changed; restart the exporter to apply it")
             self.reload_failed()
             return False
+        if any(
+            bool(each.webhook.enabled) != (account.doorbell is not None)
+            for each, account in zip(configs, self.accounts, strict=True)
+        ):
+            log.error("reload refused: webhook.enabled changed; restart the exporter to apply it")
+            self.reload_failed()
+            return False
         for account, new in zip(self.accounts, configs, strict=True):
             account.poller.reload(new, ApiClient(new.api))
+            account.doorbell = self._doorbell(new, account.doorbell, account.cache, account.poller)
             account.config = new
             account.cache.update_exporter(config_reload_ok=True, config_reload_time=time.time())
         return True
@@ -111,6 +154,8 @@ class App:
     def stop(self, timeout: float = 5.0) -> None:
         for account in self.accounts:
             account.poller.stop()
+            if account.doorbell is not None:
+                account.doorbell.stop(timeout)
         self.server.shutdown()
         self.server.server_close()
         for account in self.accounts:

@@ -99,6 +99,8 @@ class ExporterState:
     discovered_jobs: int | None = None
     discovery_dropped: int = 0
     list_items: str | None = None
+    webhook_requests: MappingProxyType[str, int] | None = None  # None while the doorbell is off
+    webhook_last_accepted: float | None = None
 
 
 class ExporterFields(TypedDict, total=False):
@@ -218,6 +220,29 @@ class JobCache:
         with self._lock:
             self._requests[(endpoint, outcome)] += 1
             self._exporter = replace(self._exporter, requests=MappingProxyType(dict(self._requests)))
+            self._version += 1
+
+    def enable_webhook(self, outcomes: Iterable[str], now: float) -> None:
+        """The doorbell is on: its `outcomes` start at 0, and its last accepted hook at `now` (so an alert on
+        hooks that stopped arriving counts from the time they were expected, not from 1970)."""
+        with self._lock:
+            counts = dict(self._exporter.webhook_requests or {})
+            counts = {outcome: counts.get(outcome, 0) for outcome in outcomes}
+            last = self._exporter.webhook_last_accepted or now
+            self._exporter = replace(
+                self._exporter, webhook_requests=MappingProxyType(counts), webhook_last_accepted=last
+            )
+            self._version += 1
+
+    def record_webhook(self, outcome: str, now: float, *, accepted: bool) -> None:
+        """Count one hook by outcome; an accepted one (answered 2xx) also moves the last accepted time."""
+        with self._lock:
+            counts = dict(self._exporter.webhook_requests or {})
+            counts[outcome] = counts.get(outcome, 0) + 1
+            last = now if accepted else self._exporter.webhook_last_accepted
+            self._exporter = replace(
+                self._exporter, webhook_requests=MappingProxyType(counts), webhook_last_accepted=last
+            )
             self._version += 1
 
     def update_exporter(self, **fields: Unpack[ExporterFields]) -> None:

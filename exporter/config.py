@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from exporter import validate
 from exporter.configfile import CERTIFICATE, load_yaml, read_pem
-from exporter.credentials import key_from_environment, read_key_file
+from exporter.credentials import key_from_environment, read_key_file, unsendable
 from exporter.errors import ConfigError
 from exporter.model import LISTABLE_STATUSES, JobStatus
 from exporter.validate import default
@@ -90,6 +90,25 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """The web hook doorbell (`webhook:`): where Integrate.io rings, how it proves itself, what it may spend.
+
+    A hook only asks for a refresh; the values still come from the API, through the credit budget. The
+    password and the salt are read from files and kept out of `repr()`.
+    """
+
+    enabled: bool = False
+    path: str = "/webhook"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    salt: str | None = field(default=None, repr=False)
+    url: str | None = None
+    coalesce_seconds: float = 2.0
+    budget_share: float = 0.1
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Config:
     """One account's validated configuration. `labelled` accounts (from `accounts:`) add an `account` label."""
 
@@ -102,6 +121,7 @@ class Config:
     name: str = ""
     labelled: bool = False
     shard: Shard = Shard()
+    webhook: WebhookConfig = WebhookConfig()
 
     def sharded(self, shard: Shard) -> Config:
         """This replica's share: the jobs that hash to it, and the same share of the credits."""
@@ -143,7 +163,7 @@ def load_configs(
     return parse_configs(document, base_dir=Path(path).parent, environ=environ)
 
 
-ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file"}
+ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file", "webhook"}
 API_KEYS = validate.field_names(ApiConfig) - {"api_key"} | {"api_key_file", "api_key_env"}
 """The key itself is never in the YAML: only where to find it."""
 
@@ -158,6 +178,19 @@ MAX_CREDITS = 10**9
 MAX_WINDOW_SECONDS = 86400.0
 MAX_AGE_SECONDS = 365 * 86400.0
 MAX_DISCOVERED_JOBS = 100_000
+MAX_COALESCE_SECONDS = 3600.0
+MAX_HOOK_BODY_BYTES = 1024 * 1024
+WEBHOOK_KEYS = {
+    "enabled",
+    "path",
+    "basic_auth",
+    "salt_file",
+    "url",
+    "coalesce_seconds",
+    "budget_share",
+    "max_body_bytes",
+}
+RESERVED_PATHS = ("/", "/metrics", "/healthz", "/readyz", "/api/jobs")
 
 
 def parse_configs(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> tuple[Config, ...]:
@@ -189,10 +222,15 @@ def parse_config(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -
 def _check_distinct(configs: list[Config]) -> None:
     names: set[str] = set()
     state_files: set[str] = set()
+    hook_paths: set[str] = set()
     for index, config in enumerate(configs):
         if config.name in names:
             raise ConfigError(f"accounts[{index}].name", f"{config.name!r} is used by two accounts")
         names.add(config.name)
+        if config.webhook.enabled:
+            if config.webhook.path in hook_paths:
+                raise ConfigError(f"accounts[{index}].webhook.path", "is used by two accounts")
+            hook_paths.add(config.webhook.path)
         if config.state_file is not None:
             if config.state_file in state_files:
                 raise ConfigError(f"accounts[{index}].state_file", "is used by two accounts")
@@ -236,6 +274,7 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         discover=discover,
         name=name,
         labelled=labelled,
+        webhook=_webhook(root.get("webhook"), base_dir),
     )
 
 
@@ -314,6 +353,67 @@ def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
             most=MAX_WINDOW_SECONDS,
         ),
         reserve=reserve,
+    )
+
+
+def _webhook(value: Any, base_dir: Path) -> WebhookConfig:
+    """The doorbell; when enabled, basic auth is required: an open doorbell would let anyone spend credits."""
+    section = validate.mapping(value, "webhook", WEBHOOK_KEYS)
+    flag = validate.field_value(section, "webhook.enabled")
+    enabled = flag is not None and validate.boolean(flag, "webhook.enabled")
+    path = validate.string_or(section, "webhook.path", default(WebhookConfig, "path"))
+    if (
+        not path.startswith("/")
+        or path in RESERVED_PATHS
+        or any(char in "?#%" or not char.isprintable() or char.isspace() for char in path)
+    ):
+        raise ConfigError(
+            "webhook.path",
+            "must be a path like /webhook, without '?', '#', '%' or spaces, and not one the exporter serves "
+            f"({', '.join(RESERVED_PATHS)})",
+        )
+    auth = validate.mapping(
+        section.get("basic_auth"), "webhook.basic_auth", {"username", "password_file"}, required=enabled
+    )
+    username = validate.string_or(auth, "webhook.basic_auth.username", "")
+    password_file = validate.optional_string(auth, "webhook.basic_auth.password_file")
+    if enabled and (not username or password_file is None):
+        raise ConfigError(
+            "webhook.basic_auth", "needs username and password_file: Integrate.io sends them with every hook"
+        )
+    if ":" in username or unsendable(username):
+        raise ConfigError(
+            "webhook.basic_auth.username", "must be Latin-1 text without ':' or control characters"
+        )
+    salt_file = validate.optional_string(section, "webhook.salt_file")
+    url = validate.optional_string(section, "webhook.url")
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError("webhook.url", "must be the hook's URL as registered in Integrate.io, https://...")
+    share = validate.fraction(section, "webhook.budget_share", default(WebhookConfig, "budget_share"))
+    if share <= 0.0:
+        raise ConfigError("webhook.budget_share", "must be above 0 and below 1, got 0")
+    return WebhookConfig(
+        enabled=enabled,
+        path=path,
+        username=username,
+        password=""
+        if password_file is None
+        else read_key_file(base_dir / password_file, "webhook.basic_auth.password_file"),
+        salt=None if salt_file is None else read_key_file(base_dir / salt_file, "webhook.salt_file"),
+        url=url,
+        coalesce_seconds=validate.seconds(
+            section,
+            "webhook.coalesce_seconds",
+            default(WebhookConfig, "coalesce_seconds"),
+            most=MAX_COALESCE_SECONDS,
+        ),
+        budget_share=share,
+        max_body_bytes=validate.positive_int(
+            section,
+            "webhook.max_body_bytes",
+            default(WebhookConfig, "max_body_bytes"),
+            most=MAX_HOOK_BODY_BYTES,
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from exporter import __version__
 from exporter.app import App
 from exporter.cli import Signals, parse_shard
-from exporter.config import ApiConfig, Config, PollingConfig, Shard, load_configs
+from exporter.config import ApiConfig, Config, PollingConfig, Shard, WebhookConfig, load_configs
 from exporter.errors import ConfigError
 from exporter.server import parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace, signals: Signals) -> int:
     )
     _log_summary(configs, demo=simulator is not None)
     app.start()
+    if simulator is not None:
+        _ring_from_the_demo(simulator, app, configs[0])
     config_path = None if args.demo else args.config
     signals.attach(lambda: _reload(app, config_path, setup.shard))
     signals.stop.wait()
@@ -134,7 +137,8 @@ def _log_summary(configs: Sequence[Config], *, demo: bool) -> None:
 
 
 def _demo_config() -> tuple[Config, Simulator]:
-    """Start the built-in simulator and a config pointing at it: no account, no key needed."""
+    """Start the built-in simulator and a config pointing at it: no account, no key needed. Its web hook
+    doorbell is on, with a password made up for this run, so the demo shows push as well as polling."""
     from exporter.simulator import DEMO_API_KEY, DEMO_JOB_IDS, Simulator
 
     simulator = Simulator.demo()
@@ -143,5 +147,18 @@ def _demo_config() -> tuple[Config, Simulator]:
         api=ApiConfig(account_id=simulator.account_id, api_key=DEMO_API_KEY, base_url=simulator.base_url),
         jobs=tuple(DEMO_JOB_IDS),
         polling=PollingConfig(interval_seconds=5.0),
+        webhook=WebhookConfig(enabled=True, username="demo", password=secrets.token_hex(16)),
     )
     return config, simulator
+
+
+def _ring_from_the_demo(simulator: Simulator, app: App, config: Config) -> None:
+    """The simulated account fires its hooks at this exporter (plain HTTP only: the demo's CA is not ours)."""
+    from exporter.simulator import HookTarget
+
+    if app.web.tls_enabled:
+        log.info("demo: web hooks off (the listener speaks TLS); polling only")
+        return
+    hooks = config.webhook
+    simulator.send_hooks(HookTarget(app.url(hooks.path), hooks.username, hooks.password))
+    log.info("demo: the simulated account fires web hooks at %s", app.url(hooks.path))

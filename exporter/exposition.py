@@ -95,6 +95,8 @@ from exporter.metrics import (
     REFRESH_TARGET,
     STATUS_VALUES,
     WATCHED_JOBS,
+    WEBHOOK_LAST_ACCEPTED,
+    WEBHOOK_REQUESTS,
     Family,
     Kind,
     Labels,
@@ -241,6 +243,11 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
         families.append(
             (LIST_ITEMS_MODE, [((mode,), float(mode == state.list_items)) for mode in LIST_MODES])
         )
+    if state.webhook_requests is not None:
+        families.append(
+            (WEBHOOK_REQUESTS, [((outcome,), float(n)) for outcome, n in state.webhook_requests.items()])
+        )
+        single(WEBHOOK_LAST_ACCEPTED, state.webhook_last_accepted)
     return families
 
 

@@ -391,6 +391,27 @@ LIST_ITEMS_MODE = declare(
     "do not, so records counts come from single GETs every `polling.outputs_refresh_seconds` (stretched to the "
     "budget). `full` until a list is read.",
 )
+WEBHOOK_REQUESTS = declare(
+    "integrateio_webhook_requests",
+    Kind.COUNTER,
+    Scope.ACCOUNT,
+    "Web hooks received on webhook.path, by outcome.",
+    ("outcome",),
+    example='integrateio_webhook_requests_total{outcome="accepted"} 3.0',
+    details="Only with `webhook.enabled`. Outcomes: `accepted` (a refresh queued, or nothing to do: `ping`, a "
+    "final or unwatched job, an unknown event), `unauthorized` (wrong or missing basic auth, or a hash that does "
+    "not match the salt), `invalid` (unreadable, oversized or without Content-Length), `coalesced` (joined a "
+    "refresh already pending), `throttled` (the doorbell's share of the budget was used up; the next poll "
+    "brings the news).",
+)
+WEBHOOK_LAST_ACCEPTED = declare(
+    "integrateio_webhook_last_accepted_timestamp_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "When the last web hook was accepted (answered 2xx), as Unix time.",
+    example="integrateio_webhook_last_accepted_timestamp_seconds 1.7643e+09",
+    details="Only with `webhook.enabled`; until the first hook, the time the doorbell was switched on.",
+)
 
 # --- one set per package the watched jobs belong to ------------------------------------------------------------
 

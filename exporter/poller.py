@@ -65,6 +65,7 @@ class Poller:
         self._clock = clock
         self._stop = threading.Event()
         self._interrupt = threading.Event()  # set by stop() and reload(): leave any wait now
+        self._rung = threading.Event()  # set by the web hook doorbell: start the next cycle now
         list_items = ListItems(cache, wall_clock)
         self._fetch = Fetcher(
             client, budget, cache, self._interrupt, list_items, on_wait=self._waiting, clock=clock
@@ -79,6 +80,7 @@ class Poller:
         self._next_cycle = 0.0
         self._cycle = 0
         self._stretched_to: float | None = None
+        self._cycle_credits = 1
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
         self._state = self._state_store(config, None)
@@ -120,14 +122,29 @@ class Poller:
         stuck_after = max(max_silence, STUCK_INTERVALS * self._interval)
         return now - self._heartbeat <= max_silence and now - self._progress <= stuck_after
 
+    # --- the web hook doorbell (`exporter.webhook`), from its own thread ------------------------------------
+
+    def refresh_job(self, job_id: int) -> None:
+        """One GET for the job now, through the budget, recorded like any other answer."""
+        self._jobs.refresh(job_id)
+
+    def cycle_now(self) -> None:
+        """Start the next cycle at the next tick; the one after it is an interval later."""
+        self._rung.set()
+
+    def cycle_credits(self) -> int:
+        """What the next cycle is planned to cost."""
+        return self._cycle_credits
+
     # --- the cycle -------------------------------------------------------------------------------------------
 
     def _tick(self) -> None:
         self._heartbeat = self._clock()
         self._apply_pending()
-        if self._stop.is_set() or self._clock() < self._next_cycle:
+        if self._stop.is_set() or (self._clock() < self._next_cycle and not self._rung.is_set()):
             return
-        due = self._next_cycle or self._clock()
+        self._rung.clear()
+        due = min(self._next_cycle, self._clock()) or self._clock()
         try:
             self._run_cycle()
         except Stopping:
@@ -225,7 +242,11 @@ class Poller:
     def _set_interval(self, credits_per_cycle: int, jobs: int) -> None:
         """Stretch the interval when a cycle's credits at the target interval would exceed the budget."""
         target = self._config.polling.interval_seconds
-        needed = credits_per_cycle * self._budget.window_seconds / self._budget.limit
+        self._cycle_credits = credits_per_cycle
+        # With the doorbell on, polling plans with what is left after the doorbell's share: hooks never starve it.
+        hooks = self._config.webhook
+        share = hooks.budget_share if hooks.enabled else 0.0
+        needed = credits_per_cycle * self._budget.window_seconds / (self._budget.limit * (1.0 - share))
         interval = max(target, needed)
         if interval > target and (
             self._stretched_to is None or abs(interval - self._stretched_to) > 0.1 * interval

@@ -1,4 +1,5 @@
-"""HTTP serving: /metrics, /healthz, /readyz, the status page on / and /api/jobs, with TLS and basic auth.
+"""HTTP serving: /metrics, /healthz, /readyz, the status page on / and /api/jobs, with TLS and basic auth, and
+`POST` on the web hook path (`exporter.webhook`), which answers at once and never waits for the API.
 
 prometheus_client's own `start_http_server` has TLS but no basic auth, and renders on every scrape; this server
 serves the bytes the exposition already rendered, negotiates OpenMetrics and gzip the way prometheus_client
@@ -23,6 +24,7 @@ from exporter.cache import CacheGroup, JobCache
 from exporter.errors import ConfigError
 from exporter.exposition import Exposition
 from exporter.webconfig import WebConfig
+from exporter.webhook import INVALID, UNAUTHORIZED, Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Site:
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
     web: WebConfig
+    doorbell: Callable[[str], Doorbell | None] = lambda path: None
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -107,6 +110,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self._dispatch(send_body=False)
+
+    def do_POST(self) -> None:
+        """Only the web hook takes a POST. It has its own basic auth (Integrate.io's hook settings), not the web
+        config's users; a refused or oversized hook is answered without reading its body, and the connection
+        closed."""
+        doorbell = self.server.site.doorbell(self.path.split("?", 1)[0])
+        if doorbell is None:
+            self.close_connection = True
+            self._reply(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain; charset=utf-8", True)
+            return
+        if not doorbell.authorized(self.headers.get("Authorization")):
+            doorbell.refuse(UNAUTHORIZED)
+            self._plain(HTTPStatus.UNAUTHORIZED, close=True)
+            return
+        length = self.headers.get("Content-Length", "")
+        # ASCII digits only, and not thousands of them (int() refuses more than 4,300 digits: a crash, not a 413)
+        size = int(length) if length.isascii() and length.isdigit() and len(length) <= 18 else None
+        if size is None or size > doorbell.config.max_body_bytes:
+            doorbell.refuse(INVALID)
+            too_large = length.isascii() and length.isdigit()
+            self._plain(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.LENGTH_REQUIRED, close=True
+            )
+            return
+        body = self.rfile.read(size)
+        self._plain(doorbell.ring(body, self.headers.get("Host")), close=False)
+
+    def _plain(self, status: HTTPStatus, *, close: bool) -> None:
+        self.close_connection = close
+        extra = {"Connection": "close"} if close else {}
+        if status is HTTPStatus.UNAUTHORIZED:
+            extra["WWW-Authenticate"] = 'Basic realm="integrateio-exporter web hook", charset="UTF-8"'
+        body = f"{status.value} {status.phrase}\n".encode()
+        self._reply(status, body, "text/plain; charset=utf-8", True, extra=extra)
 
     def _dispatch(self, *, send_body: bool) -> None:
         site = self.server.site

@@ -32,7 +32,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -311,9 +311,19 @@ def _health(exporter: ExporterState, now: float, attributes: str, chips: list[st
         chips.append(f"Last full refresh <b>{human_age(exporter.last_full_refresh, now)}</b>")
     elif not exporter.ready:
         chips.append('<span class="warn">◔ first refresh not done yet</span>')
+    if exporter.webhook_requests is not None:
+        chips.append(_webhook_chip(exporter.webhook_requests, exporter.webhook_last_accepted, now))
     if not exporter.config_reload_ok:
         chips.append('<span class="bad">✖ last configuration reload failed</span>')
     return f'<ul class="health" {attributes}>' + "".join(f"<li>{chip}</li>" for chip in chips) + "</ul>"
+
+
+def _webhook_chip(counts: Mapping[str, int], last_accepted: float | None, now: float) -> str:
+    """The doorbell: when a hook was last accepted, and every outcome that happened (refusals stand out)."""
+    seen = ", ".join(f"{n:,} {outcome}" for outcome, n in counts.items() if n)
+    refused = counts.get("unauthorized", 0) + counts.get("invalid", 0)
+    tail = f' <span class="warn">({seen})</span>' if refused else f" ({seen})" if seen else " (none yet)"
+    return f"Web hooks: last accepted <b>{human_age(last_accepted, now)}</b>{tail}"
 
 
 def _api_chip(exporter: ExporterState) -> str:

@@ -240,7 +240,7 @@ class WebConfig:
         """
         if not self.users or path in self.excluded_paths:
             return True
-        credentials = _parse_basic_auth(authorization_header)
+        credentials = parse_basic_auth(authorization_header)
         if credentials is None:
             return False
         user, password, raw = credentials
@@ -267,7 +267,7 @@ def _decoy_hash(users: Mapping[str, bytes]) -> bytes:
     return next(iter(users.values()))
 
 
-def _parse_basic_auth(header: str | None) -> tuple[str, bytes, bytes] | None:
+def parse_basic_auth(header: str | None) -> tuple[str, bytes, bytes] | None:
     """(user, password, raw `user:password` bytes) from a Basic header, or None if it is not a valid one.
 
     The password stays bytes: bcrypt works on bytes, and a client's encoding is none of our business.

@@ -63,6 +63,7 @@ def make_config(
     discover: dict[str, Any] | None = None,
     state_file: str | None = None,
     polling: dict[str, Any] | None = None,
+    webhook: dict[str, Any] | None = None,
     **api: Any,
 ) -> Config:
     """A config for the simulator, written as a user would and read by the real parser; `polling` adds keys."""
@@ -76,6 +77,8 @@ def make_config(
         document["discover"] = discover
     if state_file is not None:
         document["state_file"] = state_file
+    if webhook is not None:
+        document["webhook"] = webhook
     return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
 
 

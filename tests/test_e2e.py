@@ -71,6 +71,7 @@ ACCOUNTS_JOB = "integrateio-accounts"
 ACCOUNTS = {"globex": "e2e-key-globex-77", "initech": "e2e-key-initech-91"}  # name (and account id) -> key
 COMPLETED_ACCOUNT_JOBS = (202, 203, 204)  # package 21 in both accounts, beside the running 201
 
+WEBHOOK = {"enabled": True, "basic_auth": {"username": "integrateio", "password_file": "hook-password"}}
 HEALTHY_JOB = 101
 FAILING_JOB = 102
 FLAKY_JOB = 103
@@ -189,6 +190,7 @@ def stack() -> Iterator[Stack]:
             for index in sorted(SHARDS)
         ]
 
+        (workdir / "hook-password").write_text("e2e-hook-password")
         accounts = []
         for name, key in ACCOUNTS.items():
             account_sim = Simulator(account_id=name, api_key=key, credits=5000, window_seconds=3600.0)
@@ -224,6 +226,8 @@ def stack() -> Iterator[Stack]:
                         else {"jobs": [201, *COMPLETED_ACCOUNT_JOBS]}
                     ),
                     "polling": {"interval_seconds": 1},
+                    # globex has web hooks on (none arrive here), so IntegrateioWebhookSilent has its series
+                    **({"webhook": WEBHOOK} if name == "globex" else {}),
                 }
             )
         accounts_exporter = start_exporter(

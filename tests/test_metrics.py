@@ -97,6 +97,7 @@ def everything_cache() -> JobCache:
         discovery_dropped=1,
         list_items="lean",
     )
+    cache.enable_webhook(("accepted",), 1_764_324_000.0)
     return cache
 
 

@@ -43,6 +43,7 @@ EXPECTED_ALERTS = {
     "IntegrateioJobMissing",
     "IntegrateioCreditsNearlyExhausted",
     "IntegrateioConfigReloadFailed",
+    "IntegrateioWebhookSilent",
 }
 # Alerts about one run (or a package's failed run): their `link` annotation is the run in Integrate.io's web UI.
 ALERTS_WITH_A_LINK = {
@@ -106,6 +107,7 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
         "history.test.yaml",
         "packages.test.yaml",
         "runs.test.yaml",
+        "webhook.test.yaml",
     ]
     result = subprocess.run(
         [promtool, "test", "rules", *map(str, RULE_TESTS)],

@@ -11,7 +11,8 @@ Usage::
 
 Module map: ``world`` (jobs and lifecycle), ``listing`` (GET /jobs parameters, Link headers), ``ledger``
 (credits), ``faults`` and ``shapes`` (what can go wrong), ``api`` (request -> decision), ``http`` (sockets),
-``clock`` (answers dated by a wrong clock), ``tls``, ``records`` (request log), ``simulator`` (the facade),
+``clock`` (answers dated by a wrong clock), ``tls``, ``records`` (request log), ``hooks`` (web hooks fired on job
+transitions), ``simulator`` (the facade),
 ``demo``, ``__main__`` (CLI).
 """
 
@@ -19,6 +20,7 @@ from exporter.simulator.api import JSON_TYPE
 from exporter.simulator.demo import DEMO_ACCOUNT_ID, DEMO_API_KEY, DEMO_JOB_IDS
 from exporter.simulator.faults import KINDS as FAULT_KINDS
 from exporter.simulator.faults import FaultHandle
+from exporter.simulator.hooks import HookTarget
 from exporter.simulator.records import RequestRecord
 from exporter.simulator.simulator import Simulator
 from exporter.simulator.statuses import FINAL_STATUSES, STATUSES
@@ -34,6 +36,7 @@ __all__ = [
     "STATUSES",
     "UNSET",
     "FaultHandle",
+    "HookTarget",
     "RequestRecord",
     "SimJob",
     "SimOutput",

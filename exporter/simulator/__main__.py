@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from exporter.credentials import read_key_file
+from exporter.errors import ConfigError
 from exporter.simulator.demo import DEMO_JOB_IDS, add_running_jobs, build_demo
+from exporter.simulator.hooks import HookTarget
 from exporter.simulator.simulator import Simulator
 
 
@@ -52,12 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away CA (path printed)")
     parser.add_argument("--job-ids-file", type=Path, help="write the watched job ids here, one per line")
+    parser.add_argument("--hook-url", help="fire a web hook at this URL on every job transition")
+    parser.add_argument("--hook-username", help="basic auth user name of the web hook")
+    parser.add_argument(
+        "--hook-password-file", type=Path, help="file holding the web hook's basic auth password"
+    )
+    parser.add_argument(
+        "--hook-salt-file", type=Path, help="file holding the web hook's salt (adds its hash)"
+    )
     return parser
+
+
+def hook_target(args: argparse.Namespace) -> HookTarget | None:
+    """The web hook the flags describe; secrets come from files (read like the exporter's key files)."""
+    if args.hook_url is None:
+        return None
+    password = args.hook_password_file and read_key_file(args.hook_password_file, "--hook-password-file")
+    salt = args.hook_salt_file and read_key_file(args.hook_salt_file, "--hook-salt-file")
+    return HookTarget(args.hook_url, args.hook_username, password or None, salt or None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build, start, announce, wait for a signal, stop. Returns the exit status (0)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        target = hook_target(args)
+    except ConfigError as error:
+        parser.error(str(error))
     sim = (
         build_demo(
             args.speed,
@@ -87,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.neighbour_credits_per_hour > 0:
             sim.start_neighbour(args.neighbour_credits_per_hour)
+        if target is not None:
+            sim.send_hooks(target)
         extra = f" ca={sim.ca_pem_path}" if args.tls else ""
         print(
             f"simulator listening on {sim.base_url} account={args.account_id} jobs={len(sim.job_ids())}{extra}",

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from exporter.simulator.api import Api
 from exporter.simulator.faults import FaultBook, FaultHandle
+from exporter.simulator.hooks import HookSender, HookTarget
 from exporter.simulator.http import SimServer
 from exporter.simulator.ledger import CreditLedger, Neighbour
 from exporter.simulator.records import RequestLog, RequestRecord
@@ -65,6 +66,7 @@ class Simulator:
         self._neighbour: Neighbour | None = None
         self._tls: TlsMaterial | None = None
         self._base_url: str | None = None
+        self._hooks: HookSender | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Simulator:
     def stop(self) -> None:
         """Stop serving, cut open connections (even hanging or trickling ones), stop all threads. Idempotent."""
         self.stop_neighbour()
+        self.stop_hooks()
         with self._lock:
             server, self._server = self._server, None
             self._ticker_stop.set()
@@ -224,6 +227,28 @@ class Simulator:
     def add_unrelated_jobs(self, count: int, status: str = "completed") -> list[int]:
         """Bulk-add jobs nobody watches (ids from 100000 up, packages 9000-9009); returns their ids."""
         return self._world.add_unrelated(count, status)
+
+    # -- web hooks ---------------------------------------------------------------------------------------
+
+    def send_hooks(self, target: HookTarget) -> HookSender:
+        """Fire a web hook at ``target`` on every job transition from now on (see ``exporter.simulator.hooks``);
+        replaces a previous target. Returns the sender, whose ``sent`` lists what was fired."""
+        self.stop_hooks()
+        sender = HookSender(target, self._world.payload)
+        self._hooks = sender
+        self._world.on_transition = sender.transition
+        return sender
+
+    def ping_hook(self) -> None:
+        """Fire a test notification, as the API's ``GET /hooks/{id}/ping`` does."""
+        if self._hooks is not None:
+            self._hooks.ping()
+
+    def stop_hooks(self) -> None:
+        sender, self._hooks = self._hooks, None
+        self._world.on_transition = None
+        if sender is not None:
+            sender.stop()
 
     # -- requests and credits ----------------------------------------------------------------------------
 

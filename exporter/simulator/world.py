@@ -273,6 +273,8 @@ class World:
         self._jobs: dict[int, _Job] = {}
         self._animated: set[int] = set()
         self._root = "http://127.0.0.1:0/account"
+        self.on_transition: Callable[[int, str], None] | None = None
+        """Told of every status change (job id, new status) under the world's lock: it must only queue."""
 
     def _now(self) -> int:
         return int(self._wall_clock())
@@ -372,6 +374,8 @@ class World:
             job.updated_at = max(self._now(), job.updated_at + 1)
         if changed and status is not None:
             job.status = status
+            if self.on_transition is not None:
+                self.on_transition(job.id, status)
             stamp = job.updated_at
             if status not in NOT_STARTED and job.started_at is None:
                 job.started_at = stamp

@@ -153,6 +153,10 @@ class JobsTask:
         for future in [self._pool.submit(self._refresh_one, job_id) for job_id in job_ids]:
             future.result()  # re-raises Stopping (or a bug) from the worker
 
+    def refresh(self, job_id: int) -> None:
+        """One job now, outside a cycle (the web hook doorbell asks): a GET through the budget."""
+        self._refresh_one(job_id)
+
     def _refresh_one(self, job_id: int) -> None:
         try:
             job = self._fetch.get_job(job_id)

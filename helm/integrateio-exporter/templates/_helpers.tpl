@@ -75,6 +75,26 @@ ServiceMonitor, which selects component "exporter", from scraping every pod twic
 /var/run/secrets/integrateio-exporter/tls
 {{- end }}
 
+{{/* The Secret holding the web hook's password (and salt): the user's, the chart's, or empty when hooks are off. */}}
+{{- define "integrateio-exporter.webhookSecretName" -}}
+{{- if .Values.webhook.enabled }}
+{{- if .Values.webhook.existingSecret }}
+{{- .Values.webhook.existingSecret }}
+{{- else if .Values.webhook.password }}
+{{- printf "%s-webhook" (include "integrateio-exporter.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret's key holding the salt, or empty when hooks are not verified by hash. */}}
+{{- define "integrateio-exporter.webhookSaltKey" -}}
+{{- if .Values.webhook.existingSecret }}{{ .Values.webhook.existingSecretSaltKey }}{{ else if .Values.webhook.salt }}salt{{ end }}
+{{- end }}
+
+{{- define "integrateio-exporter.webhookDir" -}}
+/var/run/secrets/integrateio-exporter/webhook
+{{- end }}
+
 {{/* "true" when a web config (TLS and/or basic auth) is rendered, else empty. */}}
 {{- define "integrateio-exporter.webConfigEnabled" -}}
 {{- if or .Values.webConfig.tls.enabled (gt (len .Values.webConfig.basicAuthUsers) 0) }}true{{ end }}
@@ -157,6 +177,18 @@ each), unless the user set one.
 {{- end }}
 {{- if and $stateDir (not $config.state_file) }}
 {{- $_ := set $config "state_file" (printf "%s/state.json" $stateDir) }}
+{{- end }}
+{{- if .Values.webhook.enabled }}
+{{- $dir := include "integrateio-exporter.webhookDir" . }}
+{{- $auth := dict "username" .Values.webhook.username "password_file" (printf "%s/password" $dir) }}
+{{- $hook := dict "enabled" true "path" .Values.webhook.path "basic_auth" $auth "budget_share" .Values.webhook.budgetShare }}
+{{- if include "integrateio-exporter.webhookSaltKey" . }}
+{{- $_ := set $hook "salt_file" (printf "%s/salt" $dir) }}
+{{- end }}
+{{- with .Values.webhook.ingress.host }}
+{{- $_ := set $hook "url" (printf "https://%s%s" . $.Values.webhook.path) }}
+{{- end }}
+{{- $_ := set $config "webhook" $hook }}
 {{- end }}
 {{- toPrettyJson $config }}
 {{- end }}

@@ -114,6 +114,11 @@ spec:
           mountPath: {{ include "integrateio-exporter.tlsDir" . }}
           readOnly: true
         {{- end }}
+        {{- if include "integrateio-exporter.webhookSecretName" . }}
+        - name: webhook
+          mountPath: {{ include "integrateio-exporter.webhookDir" . }}
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -154,6 +159,19 @@ spec:
             path: tls.crt
           - key: tls.key
             path: tls.key
+    {{- end }}
+    {{- with include "integrateio-exporter.webhookSecretName" . }}
+    - name: webhook
+      secret:
+        secretName: {{ . }}
+        defaultMode: 0440
+        items:
+          - key: password
+            path: password
+          {{- with include "integrateio-exporter.webhookSaltKey" $ }}
+          - key: {{ . }}
+            path: salt
+          {{- end }}
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}

@@ -97,4 +97,23 @@ scraped. Included by the workloads (deployment.yaml and statefulset.yaml, one of
 {{- fail "persistence with replicaCount > 1: the replicas would share one state file; keep replicaCount: 1, or shard (sharding.enabled) for one volume per pod" }}
 {{- end }}
 {{- end }}
+
+{{- /* web hooks: a Secret to read the password from, a host for the Ingress, one pod that sees every job */}}
+{{- if $v.webhook.enabled }}
+{{- if not (include "integrateio-exporter.webhookSecretName" .) }}
+{{- fail "webhook.enabled needs webhook.password (e.g. --set-file webhook.password=hook-password.txt) or webhook.existingSecret (a Secret with the key password)" }}
+{{- end }}
+{{- if $v.config.accounts }}
+{{- fail "webhook.enabled renders one account's webhook: section; with config.accounts write webhook: in each account (its own path) and mount its secrets with extraVolumes" }}
+{{- end }}
+{{- if $v.sharding.enabled }}
+{{- fail "webhook.enabled with sharding.enabled: a hook reaches one pod, which may not own the job it names; use one exporter pod for hooks" }}
+{{- end }}
+{{- if and $v.webhook.ingress.enabled (not $v.webhook.ingress.host) }}
+{{- fail "webhook.ingress.enabled needs webhook.ingress.host: the public name Integrate.io calls" }}
+{{- end }}
+{{- if and $v.webhook.ingress.enabled (not $v.webhook.ingress.tlsSecret) }}
+{{- fail "webhook.ingress.enabled needs webhook.ingress.tlsSecret: hooks carry their password, so they travel over HTTPS only" }}
+{{- end }}
+{{- end }}
 {{- end }}
