@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from exporter import validate
@@ -78,6 +78,24 @@ class DiscoverConfig:
 
 
 @dataclass(frozen=True)
+class SchedulesConfig:
+    """Read the account's schedules (`GET /schedules`, a credit a page of 100) every `interval_seconds`."""
+
+    enabled: bool = False
+    interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class ClustersConfig:
+    """Read the account's clusters (`GET /clusters`, a credit a page of 100) every `interval_seconds`; a
+    terminated cluster leaves /metrics `terminated_max_age_seconds` after it terminated."""
+
+    enabled: bool = False
+    interval_seconds: float = 300.0
+    terminated_max_age_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Shard:
     """This replica's part of the jobs: those whose id hashes to `index` out of `count`."""
 
@@ -101,6 +119,8 @@ class Config:
     name: str = ""
     labelled: bool = False
     shard: Shard = Shard()
+    schedules: SchedulesConfig = SchedulesConfig()
+    clusters: ClustersConfig = ClustersConfig()
 
     def sharded(self, shard: Shard) -> Config:
         """This replica's share: the jobs that hash to it, and the same share of the credits."""
@@ -142,7 +162,17 @@ def load_configs(
     return parse_configs(document, base_dir=Path(path).parent, environ=environ)
 
 
-ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file"}
+ACCOUNT_KEYS = {
+    "name",
+    "api",
+    "jobs",
+    "discover",
+    "polling",
+    "rate_limit",
+    "state_file",
+    "schedules",
+    "clusters",
+}
 API_KEYS = validate.field_names(ApiConfig) - {"api_key"} | {"api_key_file", "api_key_env"}
 """The key itself is never in the YAML: only where to find it."""
 
@@ -157,6 +187,7 @@ MAX_CREDITS = 10**9
 MAX_WINDOW_SECONDS = 86400.0
 MAX_AGE_SECONDS = 365 * 86400.0
 MAX_DISCOVERED_JOBS = 100_000
+MIN_LIST_INTERVAL_SECONDS = 10.0  # schedules and clusters change slowly; each read costs a credit a page
 
 
 def parse_configs(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> tuple[Config, ...]:
@@ -214,7 +245,9 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         )
     base_url = _base_url(api)
     discover = _discover(root.get("discover"))
-    if root.get("jobs") is None and discover is not None:
+    schedules = _listed(root.get("schedules"), SchedulesConfig, "schedules")
+    clusters = _listed(root.get("clusters"), ClustersConfig, "clusters")
+    if root.get("jobs") is None and (discover is not None or schedules.enabled or clusters.enabled):
         jobs: tuple[int, ...] = ()
     elif root.get("jobs") is None:
         raise ConfigError("jobs", "is required: list the job ids to watch, e.g. [157, 158]")
@@ -235,7 +268,38 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         discover=discover,
         name=name,
         labelled=labelled,
+        schedules=schedules,
+        clusters=clusters,
     )
+
+
+Listed = TypeVar("Listed", SchedulesConfig, ClustersConfig)
+
+
+def _listed(value: Any, kind: type[Listed], key: str) -> Listed:
+    """A `schedules:` or `clusters:` section: opt-in (`enabled`), read every `interval_seconds`; clusters add
+    `terminated_max_age_seconds`. The keys and their defaults are the dataclass's fields."""
+    section = validate.mapping(value, key, validate.field_names(kind))
+    enabled = section.get("enabled")
+    values: dict[str, Any] = {
+        "enabled": default(kind, "enabled") if enabled is None else validate.boolean(enabled, f"{key}.enabled"),
+        "interval_seconds": validate.seconds(
+            section, f"{key}.interval_seconds", default(kind, "interval_seconds"), most=MAX_INTERVAL_SECONDS
+        ),
+    }
+    if values["interval_seconds"] < MIN_LIST_INTERVAL_SECONDS:
+        raise ConfigError(
+            f"{key}.interval_seconds",
+            f"must be at least {MIN_LIST_INTERVAL_SECONDS:g}, got {values['interval_seconds']:g}",
+        )
+    if "terminated_max_age_seconds" in validate.field_names(kind):
+        values["terminated_max_age_seconds"] = validate.seconds(
+            section,
+            f"{key}.terminated_max_age_seconds",
+            default(kind, "terminated_max_age_seconds"),
+            most=MAX_AGE_SECONDS,
+        )
+    return kind(**values)
 
 
 def _api(
