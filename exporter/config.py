@@ -282,7 +282,9 @@ def _listed(value: Any, kind: type[Listed], key: str) -> Listed:
     section = validate.mapping(value, key, validate.field_names(kind))
     enabled = section.get("enabled")
     values: dict[str, Any] = {
-        "enabled": default(kind, "enabled") if enabled is None else validate.boolean(enabled, f"{key}.enabled"),
+        "enabled": default(kind, "enabled")
+        if enabled is None
+        else validate.boolean(enabled, f"{key}.enabled"),
         "interval_seconds": validate.seconds(
             section, f"{key}.interval_seconds", default(kind, "interval_seconds"), most=MAX_INTERVAL_SECONDS
         ),

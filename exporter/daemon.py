@@ -66,7 +66,8 @@ def check_config(args: argparse.Namespace) -> str:
     """The line `--check-config` prints when a start would accept the flags and files (else ConfigError)."""
     setup = load(args)
     accounts = ", ".join(
-        f"{len(each.jobs)} jobs{listed_sections(each)}, account {each.api.account_id}" for each in setup.configs
+        f"{len(each.jobs)} jobs{listed_sections(each)}, account {each.api.account_id}"
+        for each in setup.configs
     )
     return f"{args.config}: OK ({accounts})"
 

@@ -202,6 +202,10 @@ class Listed(Generic[T]):
     items: list[T]
     skipped: int
 
+    def __len__(self) -> int:
+        """Items on the page, usable or not: an empty page ends the paging."""
+        return len(self.items) + self.skipped
+
 
 def parse_list(payload: Any, parse: Callable[[Any], T], what: str) -> Listed[T]:
     """A list answer; an item that is not usable is skipped and counted, since it must not hide the rest."""
