@@ -62,6 +62,8 @@ def make_config(
     timeout: float = 2.0,
     discover: dict[str, Any] | None = None,
     state_file: str | None = None,
+    schedules: dict[str, Any] | None = None,
+    clusters: dict[str, Any] | None = None,
     **api: Any,
 ) -> Config:
     """A config for the simulator, written as a user would and read by the real parser."""
@@ -75,6 +77,9 @@ def make_config(
         document["discover"] = discover
     if state_file is not None:
         document["state_file"] = state_file
+    for key, section in (("schedules", schedules), ("clusters", clusters)):
+        if section is not None:
+            document[key] = section
     return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
 
 

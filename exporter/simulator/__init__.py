@@ -12,13 +12,14 @@ Usage::
 Module map: ``world`` (jobs and lifecycle), ``listing`` (GET /jobs parameters, Link headers), ``ledger``
 (credits), ``faults`` and ``shapes`` (what can go wrong), ``api`` (request -> decision), ``http`` (sockets),
 ``clock`` (answers dated by a wrong clock), ``tls``, ``records`` (request log), ``simulator`` (the facade),
-``demo``, ``__main__`` (CLI).
+``pipelines`` (schedules and clusters), ``demo``, ``__main__`` (CLI).
 """
 
 from exporter.simulator.api import JSON_TYPE
 from exporter.simulator.demo import DEMO_ACCOUNT_ID, DEMO_API_KEY, DEMO_JOB_IDS
 from exporter.simulator.faults import KINDS as FAULT_KINDS
 from exporter.simulator.faults import FaultHandle
+from exporter.simulator.pipelines import SimCluster, SimSchedule
 from exporter.simulator.records import RequestRecord
 from exporter.simulator.simulator import Simulator
 from exporter.simulator.statuses import FINAL_STATUSES, STATUSES
@@ -35,8 +36,10 @@ __all__ = [
     "UNSET",
     "FaultHandle",
     "RequestRecord",
+    "SimCluster",
     "SimJob",
     "SimOutput",
+    "SimSchedule",
     "Simulator",
     "Step",
 ]
