@@ -187,7 +187,7 @@ MAX_CREDITS = 10**9
 MAX_WINDOW_SECONDS = 86400.0
 MAX_AGE_SECONDS = 365 * 86400.0
 MAX_DISCOVERED_JOBS = 100_000
-MIN_LIST_INTERVAL_SECONDS = 10.0  # schedules and clusters change slowly; each read costs a credit a page
+MIN_LIST_INTERVAL_SECONDS = 1.0  # a typo like 0.001 would spend a credit a cycle for nothing
 
 
 def parse_configs(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> tuple[Config, ...]:

@@ -77,6 +77,7 @@ class SimSchedule:
     outcome: str = "completed"
     created_at: int | None = None
     updated_at: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # raw fields over the rendered ones (bad answers)
 
 
 @dataclass
@@ -223,6 +224,7 @@ def _schedule(schedule: SimSchedule, root: str) -> dict[str, Any]:
         "created_at": _time(schedule.created_at),
         "updated_at": _time(schedule.updated_at),
         "url": f"{root}/api/schedules/{schedule.id}",
+        **schedule.extra,
     }
 
 
