@@ -49,7 +49,14 @@ def schedules(sim: Simulator) -> list[SimSchedule]:
 def expected(payload: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The series one schedule's documented JSON should give, computed from the JSON itself."""
     key = (("schedule_id", str(payload["id"])),)
-    unit = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800, "months": 2592000, "years": 31536000}
+    unit = {
+        "minutes": 60,
+        "hours": 3600,
+        "days": 86400,
+        "weeks": 604800,
+        "months": 2592000,
+        "years": 31536000,
+    }
     series = {
         ("integrateio_schedule_info", (*key, ("schedule_name", payload["name"]))): 1.0,
         ("integrateio_schedule_enabled", key): 1.0 if payload["status"] == "enabled" else 0.0,
@@ -65,7 +72,9 @@ def expected(payload: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, str], 
         if payload[field] is not None:
             series[(name, key)] = parse_timestamp(payload[field]) or 0.0
     for package in payload["task"]["packages"]:
-        series[("integrateio_schedule_package_info", (*key, ("package_id", str(package["package_id"]))))] = 1.0
+        series[("integrateio_schedule_package_info", (*key, ("package_id", str(package["package_id"]))))] = (
+            1.0
+        )
     if payload["last_run_status"] is not None:
         series[("integrateio_schedule_last_run_status", (*key, ("status", payload["last_run_status"])))] = 1.0
     return series
@@ -89,7 +98,9 @@ def normalised(series: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> 
 def test_values_equal_the_api(sim: Simulator, exporter_for: Callable[..., App]) -> None:
     found = schedules(sim)
     app = exporter_for(sim, [], schedules=SECTION)
-    metrics = scrape_when(app, lambda m: m.get("integrateio_schedule_enabled", schedule_id="5") is not None, "5")
+    metrics = scrape_when(
+        app, lambda m: m.get("integrateio_schedule_enabled", schedule_id="5") is not None, "5"
+    )
     for schedule in found:
         assert served(metrics, schedule.id) == normalised(expected(sim.schedule_payload(schedule.id)))
     # The documented example sends package ids as strings; the join to packages is by the number.
@@ -104,7 +115,9 @@ def test_values_equal_the_api(sim: Simulator, exporter_for: Callable[..., App]) 
     assert metrics.get("integrateio_api_requests_total", endpoint="list_schedules", outcome="success")
 
 
-def test_a_deleted_schedule_leaves_and_a_new_one_arrives(sim: Simulator, exporter_for: Callable[..., App]) -> None:
+def test_a_deleted_schedule_leaves_and_a_new_one_arrives(
+    sim: Simulator, exporter_for: Callable[..., App]
+) -> None:
     schedules(sim)
     app = exporter_for(sim, [], schedules=SECTION)
     scrape_when(app, lambda m: m.get("integrateio_schedule_enabled", schedule_id="4") == 0.0, "disabled 4")
@@ -118,7 +131,9 @@ def test_a_deleted_schedule_leaves_and_a_new_one_arrives(sim: Simulator, exporte
 
 def test_every_page_is_read(sim: Simulator, exporter_for: Callable[..., App]) -> None:
     for schedule_id in range(1, 251):
-        sim.put_schedule(SimSchedule(id=schedule_id, name=f"s{schedule_id}", next_run_at=int(time.time()) + 60))
+        sim.put_schedule(
+            SimSchedule(id=schedule_id, name=f"s{schedule_id}", next_run_at=int(time.time()) + 60)
+        )
     app = exporter_for(sim, [], schedules={"enabled": True, "interval_seconds": 3600})
     metrics = scrape_when(
         app, lambda m: len(m.labelsets("integrateio_schedule_enabled")) == 250, "250 schedules on /metrics"
@@ -154,7 +169,9 @@ def test_bad_answers_keep_the_last_good_values_and_are_counted(
         handle = sim.set_fault(kind, endpoint="list_schedules", times=1, **params)
         scrape_when(
             app,
-            lambda m, n=requests_before: len([r for r in sim.requests if r.endpoint == "list_schedules"]) > n + 1,
+            lambda m, n=requests_before: (
+                len([r for r in sim.requests if r.endpoint == "list_schedules"]) > n + 1
+            ),
             f"a read after the {kind} fault",
         )
         assert handle.fired == 1
@@ -169,7 +186,9 @@ def test_an_undocumented_status_is_unknown_and_a_null_keeps_the_last(
     sim: Simulator, exporter_for: Callable[..., App]
 ) -> None:
     now = int(time.time())
-    schedule = SimSchedule(id=7, name="odd", next_run_at=now + 60, last_run_status="completed", last_run_at=now)
+    schedule = SimSchedule(
+        id=7, name="odd", next_run_at=now + 60, last_run_status="completed", last_run_at=now
+    )
     sim.put_schedule(schedule)
     app = exporter_for(sim, [], schedules=SECTION)
     scrape_when(app, lambda m: m.get("integrateio_schedule_runs_total", schedule_id="7") == 0.0, "schedule 7")
@@ -183,4 +202,6 @@ def test_an_undocumented_status_is_unknown_and_a_null_keeps_the_last(
     assert metrics.get("integrateio_schedule_last_run_status", schedule_id="7", status="completed") == 0.0
     assert metrics.get("integrateio_schedule_runs_total", schedule_id="7") == 0.0
     assert metrics.get("integrateio_schedule_interval_seconds", schedule_id="7") == 86400.0
-    assert (metrics.get("integrateio_listing_errors_total", resource="schedules", error="invalid_field") or 0) >= 1
+    assert (
+        metrics.get("integrateio_listing_errors_total", resource="schedules", error="invalid_field") or 0
+    ) >= 1
