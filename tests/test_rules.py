@@ -43,6 +43,10 @@ EXPECTED_ALERTS = {
     "IntegrateioJobMissing",
     "IntegrateioCreditsNearlyExhausted",
     "IntegrateioConfigReloadFailed",
+    "IntegrateioScheduleMissedRun",
+    "IntegrateioScheduleLastRunFailed",
+    "IntegrateioClusterError",
+    "IntegrateioClusterIdle",
 }
 # Alerts about one run (or a package's failed run): their `link` annotation is the run in Integrate.io's web UI.
 ALERTS_WITH_A_LINK = {
@@ -101,6 +105,7 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
         "exporter.test.yaml",
         "healthy.test.yaml",
         "packages.test.yaml",
+        "pipelines.test.yaml",
         "runs.test.yaml",
     ]
     result = subprocess.run(
