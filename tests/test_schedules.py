@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
+
 from exporter.app import App
 from exporter.model import parse_timestamp
-from exporter.simulator import SimSchedule, Simulator
-from tests.support import Samples, scrape, scrape_when
+from exporter.simulator import SimCluster, SimSchedule, Simulator
+from exporter.simulator.demo import build_demo
+from tests.support import API_KEY, Samples, scrape, scrape_when
 
 SECTION = {"enabled": True, "interval_seconds": 1}
 
@@ -205,3 +208,65 @@ def test_an_undocumented_status_is_unknown_and_a_null_keeps_the_last(
     assert (
         metrics.get("integrateio_listing_errors_total", resource="schedules", error="invalid_field") or 0
     ) >= 1
+
+
+def test_the_simulator_filters_by_status_and_charges_a_credit_a_page(sim: Simulator) -> None:
+    """The documented parameters (sections/list-schedules.md, list-clusters.md): `status` is `all` or one of the
+    resource's statuses, anything else is a 400; each page costs a credit like a job list page."""
+    schedules(sim)
+    sim.put_cluster(SimCluster(id=54, name="sandbox-dev", status="error"))
+    sim.put_cluster(SimCluster(id=52, name="etl-prod"))
+
+    def get(path: str, **params: str) -> requests.Response:
+        return requests.get(
+            f"{sim.base_url}/acme/api/{path}",
+            params=params,
+            headers={"Accept": "application/vnd.xplenty+json; version=2"},
+            auth=(API_KEY, ""),
+            timeout=5,
+        )
+
+    before = sim.credits_remaining()
+    assert [item["id"] for item in get("schedules", status="disabled").json()] == [4]
+    assert [item["id"] for item in get("schedules", status="all", limit="2").json()] == [5, 4]
+    assert get("schedules", status="running").status_code == 400
+    assert [item["id"] for item in get("clusters", status="error").json()] == [54]
+    assert get("clusters", status="enabled").status_code == 400
+    paged = get("schedules", limit="2", direction="asc")
+    assert [item["id"] for item in paged.json()] == [2, 3]
+    assert 'rel="next"' in paged.headers["Link"]
+    assert sim.credits_remaining() == before - 6  # a 400 costs a credit too, as every answered list page does
+    assert get("schedules").json()[0]["task"]["packages"] == [{"package_id": "440", "variables": {}}]
+
+
+def test_the_demo_has_a_missed_and_a_failing_schedule_and_an_idle_and_a_broken_cluster(
+    exporter_for: Callable[..., App],
+) -> None:
+    demo = build_demo(account_id="acme", api_key=API_KEY)
+    demo.start()
+    try:
+        app = exporter_for(demo, [], schedules=SECTION, clusters=SECTION)
+        metrics = scrape_when(
+            app,
+            lambda m: (
+                m.get("integrateio_cluster_nodes", cluster_id="54") is not None
+                and m.get("integrateio_schedule_enabled", schedule_id="203") is not None
+            ),
+            "the demo's schedules and clusters",
+        )
+        now = time.time()
+        missed = {"schedule_id": "203"}
+        assert metrics.get("integrateio_schedule_enabled", **missed) == 1.0
+        next_run = metrics.get("integrateio_schedule_next_run_timestamp_seconds", **missed) or now
+        assert now - next_run > 900 - 5  # past the alert's grace
+        assert (metrics.get("integrateio_schedule_last_run_timestamp_seconds", **missed) or now) < next_run
+        assert metrics.get("integrateio_schedule_last_run_status", schedule_id="202", status="failed") == 1.0
+        assert metrics.get("integrateio_schedule_enabled", schedule_id="204") == 0.0
+        assert metrics.get("integrateio_cluster_status", cluster_id="54", status="error") == 1.0
+        idle = {"cluster_id": "53"}
+        assert metrics.get("integrateio_cluster_status", **idle, status="available") == 1.0
+        assert metrics.get("integrateio_cluster_running_jobs", **idle) == 0.0
+        assert metrics.get("integrateio_cluster_terminate_on_idle", **idle) == 0.0
+        assert metrics.get("integrateio_cluster_status", cluster_id="51", status="terminated") == 1.0
+    finally:
+        demo.stop()
