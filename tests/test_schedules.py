@@ -268,5 +268,33 @@ def test_the_demo_has_a_missed_and_a_failing_schedule_and_an_idle_and_a_broken_c
         assert metrics.get("integrateio_cluster_running_jobs", **idle) == 0.0
         assert metrics.get("integrateio_cluster_terminate_on_idle", **idle) == 0.0
         assert metrics.get("integrateio_cluster_status", cluster_id="51", status="terminated") == 1.0
+
+        # The status page and /api/jobs show the same: the missed run overdue, the idle cluster billed.
+        page = requests.get(app.url("/"), timeout=10).text
+        row = page.split('id="schedule-203"', 1)[1].split("</tr>", 1)[0]
+        assert "inventory nightly" in row and "overdue by 15 min" in row and "436" in row
+        assert "<td>in 19 min" in page.split('id="schedule-201"', 1)[1].split("</tr>", 1)[0]
+        assert "failed" in page.split('id="schedule-202"', 1)[1].split("</tr>", 1)[0]
+        assert "idle, billed" in page.split('id="cluster-53"', 1)[1].split("</tr>", 1)[0]
+        assert "idle, billed" not in page.split('id="cluster-52"', 1)[1].split("</tr>", 1)[0]
+        document = requests.get(app.url("/api/jobs"), timeout=10).json()
+        by_id = {item["schedule_id"]: item for item in document["schedules"]}
+        assert by_id[203]["overdue_seconds"] > 900 - 5 and by_id[203]["package_ids"] == [436]
+        assert by_id[202]["last_run_status"] == "failed" and by_id[201]["overdue_seconds"] is None
+        clusters = {item["cluster_id"]: item for item in document["clusters"]}
+        assert clusters[53]["idle_and_billed"] is True and clusters[54]["status"] == "error"
+        assert clusters[52] == {
+            "account": None,
+            "cluster_id": 52,
+            "name": "etl-prod",
+            "type": "production",
+            "status": "available",
+            "nodes": 4,
+            "running_jobs": 2,
+            "available_since": demo.cluster_payload(52)["available_since"],
+            "terminated_at": None,
+            "terminate_on_idle": True,
+            "idle_and_billed": False,
+        }
     finally:
         demo.stop()
