@@ -123,7 +123,8 @@ class Config:
     clusters: ClustersConfig = ClustersConfig()
 
     def sharded(self, shard: Shard) -> Config:
-        """This replica's share: the jobs that hash to it, and the same share of the credits."""
+        """This replica's share: the jobs that hash to it, and the same share of the credits; the schedules and
+        clusters, which no job id divides, are read by shard 0 alone."""
         if shard.count == 1:
             return self
         credits = self.rate_limit.credits // shard.count
@@ -133,11 +134,14 @@ class Config:
                 f"{shard.count} shards cannot share the {self.rate_limit.credits} credits of account "
                 f"{self.name}: each needs at least one request per window after the reserve",
             )
+        first = shard.index == 0  # the account's schedules and clusters are read once, by the first shard
         return replace(
             self,
             jobs=tuple(job_id for job_id in self.jobs if shard.owns(job_id)),
             rate_limit=replace(self.rate_limit, credits=credits),
             shard=shard,
+            schedules=self.schedules if first else replace(self.schedules, enabled=False),
+            clusters=self.clusters if first else replace(self.clusters, enabled=False),
         )
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from exporter.cli import Signals, build_parser, execute
-from exporter.config import API_KEY_ENV, ClustersConfig, SchedulesConfig, parse_configs
+from exporter.config import API_KEY_ENV, ClustersConfig, SchedulesConfig, Shard, parse_configs
 from exporter.errors import ConfigError
 
 BASE: dict[str, Any] = {"api": {"account_id": "acme"}, "jobs": [1]}
@@ -108,3 +108,12 @@ def test_check_config_names_the_sections_it_turns_on(tmp_path: Path) -> None:
     assert (
         out.getvalue() == f"{path}: OK (1 jobs + schedules every 300s + clusters every 600s, account acme)\n"
     )
+
+
+def test_only_the_first_shard_reads_schedules_and_clusters() -> None:
+    """No job id divides the account's schedules and clusters: shard 0 reads them, the others spend nothing."""
+    (config,) = parse({**BASE, "schedules": {"enabled": True}, "clusters": {"enabled": True}})
+    first, second = config.sharded(Shard(0, 2)), config.sharded(Shard(1, 2))
+    assert (first.schedules.enabled, first.clusters.enabled) == (True, True)
+    assert (second.schedules.enabled, second.clusters.enabled) == (False, False)
+    assert second.clusters.terminated_max_age_seconds == config.clusters.terminated_max_age_seconds
