@@ -479,31 +479,34 @@ IDLE_CLUSTERS = (
 )
 
 
+def alarm_count(title: str, description: str, expr: str, colour: str) -> dict[str, Any]:
+    """A count of schedules or clusters in trouble: green at 0, `colour` from 1."""
+    steps = [{"color": "green", "value": None}, {"color": colour, "value": 1}]
+    return stat(
+        title,
+        description,
+        expr,
+        w=4,
+        color={"mode": "thresholds"},
+        thresholds={"mode": "absolute", "steps": steps},
+    )
+
+
 def schedules() -> list[dict[str, Any]]:
     return [
         row("Schedules"),
-        stat(
+        alarm_count(
             "Missed runs",
             "Enabled schedules whose run was due more than 15 minutes ago and has not started.",
             f"count({MISSED}) or vector(0)",
-            w=4,
-            color={"mode": "thresholds"},
-            thresholds={
-                "mode": "absolute",
-                "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-            },
+            "red",
         ),
-        stat(
+        alarm_count(
             "Last run failed",
             "Enabled schedules whose last run failed.",
             f"count(max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_last_run_status', IS_FAILED)}) == 1) "
             "or vector(0)",
-            w=4,
-            color={"mode": "thresholds"},
-            thresholds={
-                "mode": "absolute",
-                "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-            },
+            "red",
         ),
         timeseries(
             "Schedule runs per hour",
@@ -544,28 +547,18 @@ def schedules() -> list[dict[str, Any]]:
 def clusters() -> list[dict[str, Any]]:
     return [
         row("Clusters"),
-        stat(
+        alarm_count(
             "Idle clusters billed",
             "Available clusters with no running job that do not terminate themselves on idle.",
             f"count({IDLE_CLUSTERS}) or vector(0)",
-            w=4,
-            color={"mode": "thresholds"},
-            thresholds={
-                "mode": "absolute",
-                "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 1}],
-            },
+            "orange",
         ),
-        stat(
+        alarm_count(
             "Clusters in error",
             "Clusters whose status is error.",
             f"count(max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_status', IS_ERROR)}) == 1) "
             "or vector(0)",
-            w=4,
-            color={"mode": "thresholds"},
-            thresholds={
-                "mode": "absolute",
-                "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-            },
+            "red",
         ),
         timeseries(
             "Nodes of available clusters",

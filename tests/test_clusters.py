@@ -10,19 +10,10 @@ from collections.abc import Callable
 from exporter.app import App
 from exporter.model import parse_timestamp
 from exporter.simulator import SimCluster, SimJob, SimSchedule, Simulator
+from exporter.simulator.pipelines import CLUSTER_STATUSES
 from tests.support import Samples, max_requests_in_any_window, scrape, scrape_when, wait_until
 
 SECTION = {"enabled": True, "interval_seconds": 1}
-STATUSES = (
-    "pending",
-    "creating",
-    "available",
-    "scaling",
-    "pending_terminate",
-    "terminating",
-    "terminated",
-    "error",
-)
 
 
 def clusters(sim: Simulator) -> list[SimCluster]:
@@ -68,7 +59,7 @@ def test_values_equal_the_api(sim: Simulator, exporter_for: Callable[..., App]) 
             labels["status"]
             for labels in metrics.labelsets("integrateio_cluster_status")
             if labels["cluster_id"] == str(cluster.id)
-        ) == sorted((*STATUSES, "unknown"))
+        ) == sorted((*CLUSTER_STATUSES, "unknown"))
         assert metrics.get("integrateio_cluster_nodes", **key) == payload["nodes"]
         assert metrics.get("integrateio_cluster_running_jobs", **key) == payload["running_jobs_count"]
         since = payload["available_since"]

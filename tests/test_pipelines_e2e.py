@@ -26,7 +26,14 @@ import pytest
 
 from exporter.config import API_KEY_ENV
 from exporter.simulator import SimCluster, SimSchedule, Simulator
-from tests.e2e_support import WebhookReceiver, prom_query, start_exporter, start_service, write_yaml
+from tests.e2e_support import (
+    WebhookReceiver,
+    prom_query,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
+    write_yaml,
+)
 from tests.support import require_tools, wait_until
 from tests.test_rules import RULES
 
@@ -116,18 +123,8 @@ def test_a_missed_schedule_run_reaches_alertmanager() -> None:
                 ],
             },
         )
-        alertmanager = start_service(
-            "alertmanager",
-            lambda port: [
-                binaries["prometheus-alertmanager"],
-                f"--config.file={am_config}",
-                f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
+        alertmanager = start_alertmanager(
+            binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
         prom_config = write_yaml(
             workdir / "prometheus.yml",
@@ -142,18 +139,7 @@ def test_a_missed_schedule_run_reaches_alertmanager() -> None:
                 ],
             },
         )
-        prometheus = start_service(
-            "prometheus",
-            lambda port: [
-                binaries["prometheus"],
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-        )
+        prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
 
         # Prometheus saw schedule 203 before its run was due: the alert is about a run that came due and did not start.
         stored = 'integrateio_schedule_next_run_timestamp_seconds{schedule_id="203"}'
