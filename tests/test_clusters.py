@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import requests
 
 from exporter.app import App
+from exporter.config import parse_configs
 from exporter.model import parse_timestamp
 from exporter.simulator import SimCluster, SimJob, SimSchedule, Simulator
 from exporter.simulator.pipelines import CLUSTER_STATUSES
-from tests.support import Samples, max_requests_in_any_window, scrape, scrape_when, wait_until
+from tests.support import API_KEY, Samples, max_requests_in_any_window, scrape, scrape_when, wait_until
 
 SECTION = {"enabled": True, "interval_seconds": 1}
 
@@ -160,3 +164,58 @@ def test_the_budget_holds_with_every_section_on(sim: Simulator, exporter_for: Ca
     for endpoint in ("list_schedules", "list_clusters"):
         assert len([r for r in log if r.endpoint == endpoint]) >= 2, endpoint
     assert scrape(app).get("integrateio_budget_limit_credits") == 27
+
+
+def test_each_account_reads_its_own_clusters_under_its_label(
+    make_sim: Callable[..., Simulator], stop_apps: list[App], tmp_path: Path
+) -> None:
+    """With `accounts:` the same cluster id in two accounts gives two series, each with its account."""
+    prod, staging = make_sim(), make_sim()
+    prod.put_cluster(SimCluster(id=52, name="etl-prod", nodes=4))
+    staging.put_cluster(SimCluster(id=52, name="etl-staging", nodes=1, status="error"))
+    configs = parse_configs(
+        {
+            "accounts": [
+                {
+                    "name": name,
+                    "api": {"account_id": "acme", "base_url": sim.base_url, "api_key_env": "KEY"},
+                    "clusters": SECTION,
+                    "polling": {"interval_seconds": 1},
+                }
+                for name, sim in (("prod", prod), ("staging", staging))
+            ]
+        },
+        base_dir=tmp_path,
+        environ={"KEY": API_KEY},
+    )
+    app = App(list(configs), ("127.0.0.1", 0))
+    app.start()
+    stop_apps.append(app)
+    metrics = scrape_when(
+        app,
+        lambda m: (
+            m.get("integrateio_cluster_nodes", account="staging", cluster_id="52") is not None
+            and m.get("integrateio_cluster_nodes", account="prod", cluster_id="52") is not None
+        ),
+        "both accounts' clusters",
+    )
+    assert metrics.get("integrateio_cluster_nodes", account="prod", cluster_id="52") == 4.0
+    assert metrics.get("integrateio_cluster_nodes", account="staging", cluster_id="52") == 1.0
+    assert (
+        metrics.get("integrateio_cluster_status", account="staging", cluster_id="52", status="error") == 1.0
+    )
+    assert (
+        metrics.get(
+            "integrateio_cluster_info",
+            account="prod",
+            cluster_id="52",
+            cluster_name="etl-prod",
+            type="production",
+        )
+        == 1.0
+    )
+    document = requests.get(app.url("/api/jobs"), timeout=10).json()
+    assert sorted((c["account"], c["name"]) for c in document["clusters"]) == [
+        ("prod", "etl-prod"),
+        ("staging", "etl-staging"),
+    ]
