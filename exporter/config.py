@@ -277,10 +277,10 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
     )
 
 
-Listed = TypeVar("Listed", SchedulesConfig, ClustersConfig)
+ListSection = TypeVar("ListSection", SchedulesConfig, ClustersConfig)
 
 
-def _listed(value: Any, kind: type[Listed], key: str) -> Listed:
+def _listed(value: Any, kind: type[ListSection], key: str) -> ListSection:
     """A `schedules:` or `clusters:` section: opt-in (`enabled`), read every `interval_seconds`; clusters add
     `terminated_max_age_seconds`. The keys and their defaults are the dataclass's fields."""
     section = validate.mapping(value, key, validate.field_names(kind))
