@@ -9,7 +9,7 @@ What a person needs first comes first: failed jobs, then running ones, then the 
 then the final ones, by id within each group. Each status has a colour *and* a symbol and a word, so it reads
 in grey scale and for colour-blind eyes. The page is capped at `ROW_LIMIT` rows (and `OUTPUT_LIMIT` outputs a
 row) so that 10,000 watched jobs cost a few milliseconds and a few hundred kilobytes, not a 50 MB page; the
-JSON has every job.
+JSON has every job. With `schedules:` or `clusters:` on, their tables follow the jobs (`exporter.pipelinepage`).
 
 With `accounts:` every account has its own API, credits, interval and refreshes, so the header gives each
 account its own line of health chips, led by its name, and `/api/jobs` keeps them apart under
