@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from exporter.simulator.listing import ListQuery
 from exporter.simulator.statuses import STATUSES
@@ -101,6 +101,9 @@ class SimCluster:
     extra: dict[str, Any] = field(default_factory=dict)  # raw fields over the rendered ones (bad answers)
 
 
+Item = TypeVar("Item", SimSchedule, SimCluster)
+
+
 class PipelineStore:
     """The schedules and clusters of the simulated account. Thread-safe; holds copies of what tests hand over."""
 
@@ -121,10 +124,7 @@ class PipelineStore:
             raise ValueError(f"schedule {schedule.id}: bad status or interval_unit")
         if schedule.last_run_status is not None and schedule.last_run_status not in STATUSES:
             raise ValueError(f"schedule {schedule.id}: unknown last_run_status {schedule.last_run_status!r}")
-        now = int(self._wall_clock())
-        stored = copy.deepcopy(schedule)
-        stored.created_at = stored.created_at or now
-        stored.updated_at = stored.updated_at or now
+        stored = self._stamped(schedule)
         with self._lock:
             self._schedules[schedule.id] = stored
 
@@ -133,12 +133,18 @@ class PipelineStore:
         send one on purpose)."""
         if cluster.status not in CLUSTER_STATUSES:
             raise ValueError(f"cluster {cluster.id}: unknown status {cluster.status!r}")
-        now = int(self._wall_clock())
-        stored = copy.deepcopy(cluster)
-        stored.created_at = stored.created_at or now
-        stored.updated_at = stored.updated_at or now
+        stored = self._stamped(cluster)
         with self._lock:
             self._clusters[cluster.id] = stored
+
+    def _stamped(self, item: Item) -> Item:
+        """A copy of what a test handed over (it may change its own object later), created and updated now unless
+        it says when."""
+        now = int(self._wall_clock())
+        stored = copy.deepcopy(item)
+        stored.created_at = stored.created_at or now
+        stored.updated_at = stored.updated_at or now
+        return stored
 
     def remove(self, resource: str, item_id: int) -> None:
         with self._lock:
