@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from exporter.app import App
 from exporter.config import parse_configs
 from exporter.model import parse_timestamp
+from exporter.planner import cycle_interval, listed_interval
 from exporter.simulator import SimCluster, SimJob, SimSchedule, Simulator
 from exporter.simulator.pipelines import CLUSTER_STATUSES
 from tests.support import API_KEY, Samples, max_requests_in_any_window, scrape, scrape_when, wait_until
@@ -219,3 +221,17 @@ def test_each_account_reads_its_own_clusters_under_its_label(
         ("prod", "etl-prod"),
         ("staging", "etl-staging"),
     ]
+
+
+def test_the_planner_leaves_the_jobs_what_the_listed_resources_do_not_take() -> None:
+    """Pure arithmetic of `exporter.planner`: a listed resource takes at most a quarter of the budget (its
+    interval stretches past that), and the jobs' interval is planned on the rest."""
+    assert listed_interval(pages=1, target=300.0, limit=4500, window_seconds=3600.0) == 300.0
+    # 50 pages every 10 s would be 18,000 credits an hour: stretched to a quarter of 4,500, every 160 s
+    assert listed_interval(pages=50, target=10.0, limit=4500, window_seconds=3600.0) == pytest.approx(160.0)
+    assert cycle_interval(100, 0.0, target=60.0, limit=4500, window_seconds=3600.0) == pytest.approx(80.0)
+    # schedules and clusters take 1,000 credits an hour: 100 credits a cycle fit 3,500 every 102.9 s
+    assert cycle_interval(100, 1000.0, target=60.0, limit=4500, window_seconds=3600.0) == pytest.approx(
+        100 * 3600 / 3500
+    )
+    assert cycle_interval(10, 1000.0, target=60.0, limit=4500, window_seconds=3600.0) == 60.0
