@@ -19,6 +19,16 @@ from typing import Any, TypedDict, Unpack
 from exporter.budget import BudgetSnapshot
 from exporter.history import Run, RunTotals, typical_duration, with_counted_run
 from exporter.model import Job, JobStatus
+from exporter.pipelines import Cluster, Schedule
+
+
+@dataclass(frozen=True)
+class ListingHealth:
+    """How reading one listed resource (`schedules`, `clusters`) went: errors by class, and when it last
+    succeeded. A failed read keeps the resource's last good values; only this changes."""
+
+    errors: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    last_success: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,9 @@ class ExporterState:
     list_items: str | None = None
     webhook_requests: MappingProxyType[str, int] | None = None  # None while the doorbell is off
     webhook_last_accepted: float | None = None
+    schedules: tuple[Schedule, ...] | None = None  # None: the schedules section is off
+    clusters: tuple[Cluster, ...] | None = None  # None: the clusters section is off
+    listing: MappingProxyType[str, ListingHealth] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class ExporterFields(TypedDict, total=False):
@@ -121,6 +134,8 @@ class ExporterFields(TypedDict, total=False):
     discovered_jobs: int | None
     discovery_dropped: int
     list_items: str | None
+    schedules: tuple[Schedule, ...] | None
+    clusters: tuple[Cluster, ...] | None
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,16 @@ class JobCache:
         """Publish exporter-level values (budget, interval, readiness...); a misspelt field fails mypy."""
         with self._lock:
             self._exporter = replace(self._exporter, **fields)
+            self._version += 1
+
+    def publish_listing(self, resource: str, health: ListingHealth | None, fields: ExporterFields) -> None:
+        """Publish a listed resource (schedules, clusters): its items in `fields`, and how reading it went
+        (None: the resource is no longer read)."""
+        with self._lock:
+            listing = {key: value for key, value in self._exporter.listing.items() if key != resource}
+            if health is not None:
+                listing[resource] = health
+            self._exporter = replace(self._exporter, listing=MappingProxyType(listing), **fields)
             self._version += 1
 
     def snapshot(self) -> CacheSnapshot:

@@ -163,6 +163,10 @@ class ApiClient:
         """One page of `GET /jobs`; `next_url` is the Link rel="next" page, if any."""
         return self._get(f"{self._root}/jobs", params=params)
 
+    def list_resource(self, resource: str, **params: str | int) -> ApiAnswer:
+        """One page of `GET /schedules` or `GET /clusters` (`resource`), paged like the job list."""
+        return self._get(f"{self._root}/{resource}", params=params)
+
     def list_jobs_page(self, url: str) -> ApiAnswer:
         """A page named by a Link header, as `ApiAnswer.next_url` gave it: already checked and on our root."""
         return self._get(url)

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from exporter import validate
@@ -79,6 +79,24 @@ class DiscoverConfig:
 
 
 @dataclass(frozen=True)
+class SchedulesConfig:
+    """Read the account's schedules (`GET /schedules`, a credit a page of 100) every `interval_seconds`."""
+
+    enabled: bool = False
+    interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class ClustersConfig:
+    """Read the account's clusters (`GET /clusters`, a credit a page of 100) every `interval_seconds`; a
+    terminated cluster leaves /metrics `terminated_max_age_seconds` after it terminated."""
+
+    enabled: bool = False
+    interval_seconds: float = 300.0
+    terminated_max_age_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Shard:
     """This replica's part of the jobs: those whose id hashes to `index` out of `count`."""
 
@@ -122,9 +140,12 @@ class Config:
     labelled: bool = False
     shard: Shard = Shard()
     webhook: WebhookConfig = WebhookConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    clusters: ClustersConfig = ClustersConfig()
 
     def sharded(self, shard: Shard) -> Config:
-        """This replica's share: the jobs that hash to it, and the same share of the credits."""
+        """This replica's share: the jobs that hash to it, and the same share of the credits; the schedules and
+        clusters, which no job id divides, are read by shard 0 alone."""
         if shard.count == 1:
             return self
         credits = self.rate_limit.credits // shard.count
@@ -134,11 +155,14 @@ class Config:
                 f"{shard.count} shards cannot share the {self.rate_limit.credits} credits of account "
                 f"{self.name}: each needs at least one request per window after the reserve",
             )
+        first = shard.index == 0  # the account's schedules and clusters are read once, by the first shard
         return replace(
             self,
             jobs=tuple(job_id for job_id in self.jobs if shard.owns(job_id)),
             rate_limit=replace(self.rate_limit, credits=credits),
             shard=shard,
+            schedules=self.schedules if first else replace(self.schedules, enabled=False),
+            clusters=self.clusters if first else replace(self.clusters, enabled=False),
         )
 
 
@@ -163,7 +187,18 @@ def load_configs(
     return parse_configs(document, base_dir=Path(path).parent, environ=environ)
 
 
-ACCOUNT_KEYS = {"name", "api", "jobs", "discover", "polling", "rate_limit", "state_file", "webhook"}
+ACCOUNT_KEYS = {
+    "name",
+    "api",
+    "jobs",
+    "discover",
+    "polling",
+    "rate_limit",
+    "state_file",
+    "webhook",
+    "schedules",
+    "clusters",
+}
 API_KEYS = validate.field_names(ApiConfig) - {"api_key"} | {"api_key_file", "api_key_env"}
 """The key itself is never in the YAML: only where to find it."""
 
@@ -191,6 +226,8 @@ WEBHOOK_KEYS = {
     "max_body_bytes",
 }
 RESERVED_PATHS = ("/", "/metrics", "/healthz", "/readyz", "/api/jobs")
+
+MIN_LIST_INTERVAL_SECONDS = 1.0  # a typo like 0.001 would spend a credit a cycle for nothing
 
 
 def parse_configs(document: Any, *, base_dir: Path, environ: Mapping[str, str]) -> tuple[Config, ...]:
@@ -253,7 +290,9 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         )
     base_url = _base_url(api)
     discover = _discover(root.get("discover"))
-    if root.get("jobs") is None and discover is not None:
+    schedules = _listed(root.get("schedules"), SchedulesConfig, "schedules")
+    clusters = _listed(root.get("clusters"), ClustersConfig, "clusters")
+    if root.get("jobs") is None and (discover is not None or schedules.enabled or clusters.enabled):
         jobs: tuple[int, ...] = ()
     elif root.get("jobs") is None:
         raise ConfigError("jobs", "is required: list the job ids to watch, e.g. [157, 158]")
@@ -275,7 +314,40 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         name=name,
         labelled=labelled,
         webhook=_webhook(root.get("webhook"), base_dir),
+        schedules=schedules,
+        clusters=clusters,
     )
+
+
+ListSection = TypeVar("ListSection", SchedulesConfig, ClustersConfig)
+
+
+def _listed(value: Any, kind: type[ListSection], key: str) -> ListSection:
+    """A `schedules:` or `clusters:` section: opt-in (`enabled`), read every `interval_seconds`; clusters add
+    `terminated_max_age_seconds`. The keys and their defaults are the dataclass's fields."""
+    section = validate.mapping(value, key, validate.field_names(kind))
+    enabled = section.get("enabled")
+    values: dict[str, Any] = {
+        "enabled": default(kind, "enabled")
+        if enabled is None
+        else validate.boolean(enabled, f"{key}.enabled"),
+        "interval_seconds": validate.seconds(
+            section, f"{key}.interval_seconds", default(kind, "interval_seconds"), most=MAX_INTERVAL_SECONDS
+        ),
+    }
+    if values["interval_seconds"] < MIN_LIST_INTERVAL_SECONDS:
+        raise ConfigError(
+            f"{key}.interval_seconds",
+            f"must be at least {MIN_LIST_INTERVAL_SECONDS:g}, got {values['interval_seconds']:g}",
+        )
+    if "terminated_max_age_seconds" in validate.field_names(kind):
+        values["terminated_max_age_seconds"] = validate.seconds(
+            section,
+            f"{key}.terminated_max_age_seconds",
+            default(kind, "terminated_max_age_seconds"),
+            most=MAX_AGE_SECONDS,
+        )
+    return kind(**values)
 
 
 def _api(

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 from exporter import __version__
 from exporter.app import App
 from exporter.cli import Signals, parse_shard
-from exporter.config import ApiConfig, Config, PollingConfig, Shard, WebhookConfig, load_configs
+from exporter.config import (
+    ApiConfig,
+    ClustersConfig,
+    Config,
+    PollingConfig,
+    SchedulesConfig,
+    Shard,
+    WebhookConfig,
+    load_configs,
+)
 from exporter.errors import ConfigError
 from exporter.server import parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -58,7 +67,10 @@ def _load_configs(path: str, shard: Shard) -> tuple[Config, ...]:
 def check_config(args: argparse.Namespace) -> str:
     """The line `--check-config` prints when a start would accept the flags and files (else ConfigError)."""
     setup = load(args)
-    accounts = ", ".join(f"{len(each.jobs)} jobs, account {each.api.account_id}" for each in setup.configs)
+    accounts = ", ".join(
+        f"{len(each.jobs)} jobs{listed_sections(each)}, account {each.api.account_id}"
+        for each in setup.configs
+    )
     return f"{args.config}: OK ({accounts})"
 
 
@@ -121,7 +133,7 @@ def _log_summary(configs: Sequence[Config], *, demo: bool) -> None:
         discover = config.discover
         log.info(
             "%swatching %d jobs%s of account %s at %s; budget %d of %d credits per %gs (reserve %g%%); "
-            "target interval %gs%s",
+            "target interval %gs%s%s",
             "demo: " if demo else "",
             len(config.jobs),
             f" and the runs of packages {', '.join(map(str, discover.package_ids))}" if discover else "",
@@ -133,7 +145,17 @@ def _log_summary(configs: Sequence[Config], *, demo: bool) -> None:
             budget.reserve * 100,
             config.polling.interval_seconds,
             f"; shard {config.shard.index} of {config.shard.count}" if config.shard.count > 1 else "",
+            listed_sections(config),
         )
+
+
+def listed_sections(config: Config) -> str:
+    """` + schedules every 300s + clusters every 300s`: the list sections a config turns on, for one line."""
+    return "".join(
+        f" + {name} every {section.interval_seconds:g}s"
+        for name, section in (("schedules", config.schedules), ("clusters", config.clusters))
+        if section.enabled
+    )
 
 
 def _demo_config() -> tuple[Config, Simulator]:
@@ -148,6 +170,8 @@ def _demo_config() -> tuple[Config, Simulator]:
         jobs=tuple(DEMO_JOB_IDS),
         polling=PollingConfig(interval_seconds=5.0),
         webhook=WebhookConfig(enabled=True, username="demo", password=secrets.token_hex(16)),
+        schedules=SchedulesConfig(enabled=True, interval_seconds=10.0),
+        clusters=ClustersConfig(enabled=True, interval_seconds=10.0),
     )
     return config, simulator
 

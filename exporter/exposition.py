@@ -62,6 +62,13 @@ from exporter.metrics import (
     BUDGET_SPENT,
     BUDGET_WINDOW,
     BUILD_INFO,
+    CLUSTER_AVAILABLE_SINCE,
+    CLUSTER_INFO,
+    CLUSTER_NODES,
+    CLUSTER_RUNNING_JOBS,
+    CLUSTER_STATUS,
+    CLUSTER_STATUS_VALUES,
+    CLUSTER_TERMINATE_ON_IDLE,
     CONFIG_RELOAD,
     CONFIG_RELOAD_TIME,
     DISCOVERED_JOBS,
@@ -82,6 +89,8 @@ from exporter.metrics import (
     LAST_FULL_REFRESH,
     LIST_ITEMS_MODE,
     LIST_MODES,
+    LISTING_ERRORS,
+    LISTING_LAST_SUCCESS,
     PACKAGE_FAMILIES,
     PACKAGE_INFO,
     PACKAGE_LAST_FAILURE,
@@ -93,6 +102,14 @@ from exporter.metrics import (
     PACKAGE_TYPICAL_DURATION,
     REFRESH_INTERVAL,
     REFRESH_TARGET,
+    SCHEDULE_ENABLED,
+    SCHEDULE_INFO,
+    SCHEDULE_INTERVAL,
+    SCHEDULE_LAST_RUN,
+    SCHEDULE_LAST_RUN_STATUS,
+    SCHEDULE_NEXT_RUN,
+    SCHEDULE_PACKAGE_INFO,
+    SCHEDULE_RUNS,
     STATUS_VALUES,
     WATCHED_JOBS,
     WEBHOOK_LAST_ACCEPTED,
@@ -248,7 +265,53 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
             (WEBHOOK_REQUESTS, [((outcome,), float(n)) for outcome, n in state.webhook_requests.items()])
         )
         single(WEBHOOK_LAST_ACCEPTED, state.webhook_last_accepted)
+
+    families.extend(listing_samples(state))
     return families
+
+
+def listing_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
+    """The schedules' and clusters' families, and how reading them went; nothing for a section that is off.
+
+    integrateio_schedule_enabled{schedule_id="2"} 1.0
+    integrateio_schedule_last_run_status{schedule_id="2",status="failed"} 1.0
+    integrateio_cluster_status{cluster_id="52",status="available"} 1.0
+    integrateio_cluster_running_jobs{cluster_id="52"} 0.0
+    """
+    found: dict[Family, list[Sample]] = {}
+
+    def add(family: Family, labels: Labels, value: float | bool | None) -> None:
+        if value is not None:
+            found.setdefault(family, []).append((labels, float(value)))
+
+    for resource, health in sorted(state.listing.items()):
+        for error, count in sorted(health.errors.items()):
+            add(LISTING_ERRORS, (resource, error), count)
+        add(LISTING_LAST_SUCCESS, (resource,), health.last_success)
+    for schedule in state.schedules or ():
+        key = (str(schedule.id),)
+        add(SCHEDULE_INFO, (*key, schedule.name or ""), 1.0)
+        add(SCHEDULE_ENABLED, key, schedule.enabled)
+        add(SCHEDULE_NEXT_RUN, key, schedule.next_run_at)
+        add(SCHEDULE_LAST_RUN, key, schedule.last_run_at)
+        last = schedule.last_run_status
+        if last is not None:
+            for value in STATUS_VALUES:
+                add(SCHEDULE_LAST_RUN_STATUS, (*key, value), last.value == value)
+        add(SCHEDULE_RUNS, key, schedule.execution_count)
+        add(SCHEDULE_INTERVAL, key, schedule.interval_seconds)
+        for package_id in schedule.package_ids:
+            add(SCHEDULE_PACKAGE_INFO, (*key, str(package_id)), 1.0)
+    for cluster in state.clusters or ():
+        key = (str(cluster.id),)
+        add(CLUSTER_INFO, (*key, cluster.name or "", cluster.type or ""), 1.0)
+        for value in CLUSTER_STATUS_VALUES:
+            add(CLUSTER_STATUS, (*key, value), cluster.status.value == value)
+        add(CLUSTER_NODES, key, cluster.nodes)
+        add(CLUSTER_RUNNING_JOBS, key, cluster.running_jobs)
+        add(CLUSTER_AVAILABLE_SINCE, key, cluster.available_since)
+        add(CLUSTER_TERMINATE_ON_IDLE, key, cluster.terminate_on_idle)
+    return list(found.items())
 
 
 def _package_samples(package: PackageState, running: int) -> list[tuple[Family, list[Sample]]]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter.budget import CreditBudget
@@ -100,18 +100,43 @@ class Fetcher:
         otherwise be read again and again, a credit each.
         """
         query: dict[str, str | int] = {"limit": PAGE_SIZE, "sort": "created", "direction": "desc", **params}
-        page = self._page(partial(self.client.list_jobs, **query))
+        return self._pages("list_jobs", partial(self.client.list_jobs, **query), self._observed_jobs)
+
+    def _observed_jobs(self, answer: ApiAnswer) -> list[Job]:
+        """A page of jobs, parsed; `list_items` learns from it whether the API's lists carry outputs."""
+        jobs = _jobs(answer)
+        self._list_items.observe_page(jobs)
+        return jobs
+
+    def listed(self, resource: str, parse: Callable[[Any], T]) -> Iterator[T]:
+        """The pages of `GET /schedules` or `GET /clusters` (`resource`; all statuses, 100 a page, oldest
+        first so that a resource created while we page shows up on the last page rather than shifting every
+        page), each one credit and parsed by `parse`, paged as `pages` is; counted as `list_{resource}`."""
+        query: dict[str, str | int] = {
+            "limit": PAGE_SIZE,
+            "sort": "created",
+            "direction": "asc",
+            "status": "all",
+        }
+        request = partial(self.client.list_resource, resource, **query)
+        return self._pages(f"list_{resource}", request, lambda answer: parse(answer.body))
+
+    def _pages(
+        self, endpoint: str, first: Callable[[], ApiAnswer], parse: Callable[[ApiAnswer], T]
+    ) -> Iterator[T]:
+        page = self._page(endpoint, first, parse)
         read = {_page_key(page.url)}
-        yield page.jobs
+        yield page.items
         while page.next_url is not None:
             if _page_key(page.next_url) in read:
                 self._say_once(
-                    "loop", "list_jobs: a next-page link names a page already read; paging stops there"
+                    f"loop:{endpoint}",
+                    f"{endpoint}: a next-page link names a page already read; paging stops there",
                 )
                 return
-            page = self._page(partial(self.client.list_jobs_page, page.next_url))
+            page = self._page(endpoint, partial(self.client.list_jobs_page, page.next_url), parse)
             read.add(_page_key(page.url))
-            yield page.jobs
+            yield page.items
 
     def refresh_rate_limit_status(self) -> None:
         """Read the key's real remaining credits: free, so done at start, after a 429 and while held."""
@@ -136,21 +161,22 @@ class Fetcher:
         self._answered(endpoint, "success")
         return value
 
-    def _page(self, request: Callable[[], ApiAnswer]) -> _Page:
+    def _page(
+        self, endpoint: str, request: Callable[[], ApiAnswer], parse: Callable[[ApiAnswer], T]
+    ) -> _Page[T]:
         """One list page, counted `link_refused` when it names a next page we will not follow."""
-        answer = self._send("list_jobs", request)
-        jobs = self._parse("list_jobs", answer, _jobs)
-        self._list_items.observe_page(jobs)
+        answer = self._send(endpoint, request)
+        items = self._parse(endpoint, answer, parse)
         if answer.link_refused:
-            self._answered("list_jobs", LINK_REFUSED)
+            self._answered(endpoint, LINK_REFUSED)
             self._say_once(
-                LINK_REFUSED,
-                "list_jobs: a next-page link leaves the API root; not followed (the key goes nowhere else), "
+                f"{LINK_REFUSED}:{endpoint}",
+                f"{endpoint}: a next-page link leaves the API root; not followed (the key goes nowhere else), "
                 f"counted as {LINK_REFUSED}",
             )
-            return _Page(jobs, answer.url, None)
-        self._answered("list_jobs", "success")
-        return _Page(jobs, answer.url, answer.next_url)
+            return _Page(items, answer.url, None)
+        self._answered(endpoint, "success")
+        return _Page(items, answer.url, answer.next_url)
 
     def _send(self, endpoint: str, request: Callable[[], ApiAnswer]) -> ApiAnswer:
         """Wait for a credit and send one request; a failure is counted here and raised as an ApiError."""
@@ -230,8 +256,8 @@ class Fetcher:
 
 
 @dataclass(frozen=True)
-class _Page:
-    jobs: list[Job]
+class _Page(Generic[T]):
+    items: T
     url: str
     next_url: str | None
 

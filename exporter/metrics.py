@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from exporter.escaping import PLAIN_NAME, go_float
 from exporter.history import COUNTED_STATUSES, DURATION_BUCKETS
 from exporter.model import JobStatus
+from exporter.pipelines import ClusterStatus
 
 Labels = tuple[str, ...]
 PREFIX = "integrateio_"
@@ -138,6 +139,7 @@ def _code(values: tuple[str, ...]) -> str:
 
 
 STATUS_VALUES = tuple(status.value for status in JobStatus)
+CLUSTER_STATUS_VALUES = tuple(status.value for status in ClusterStatus)
 
 # --- one set per watched job -----------------------------------------------------------------------------------
 
@@ -411,6 +413,153 @@ WEBHOOK_LAST_ACCEPTED = declare(
     "When the last web hook was accepted (answered 2xx), as Unix time.",
     example="integrateio_webhook_last_accepted_timestamp_seconds 1.7643e+09",
     details="Only with `webhook.enabled`; until the first hook, the time the doorbell was switched on.",
+)
+
+# --- schedules and clusters (`schedules:` / `clusters:` sections): few per account, rendered with its families ---
+
+LISTING_ERRORS = declare(
+    "integrateio_listing_errors",
+    Kind.COUNTER,
+    Scope.ACCOUNT,
+    "Failed or partly unusable reads of the schedules or clusters list, by error class.",
+    ("resource", "error"),
+    example='integrateio_listing_errors_total{error="server_error",resource="schedules"} 1.0',
+    details="`resource` is `schedules` or `clusters`; `error` an API error class as in"
+    " `integrateio_job_poll_errors_total`, `invalid_item` (an item without a usable id, skipped) or"
+    " `invalid_field` (an item with a null or garbled field, which keeps its last good value). A failed read"
+    " keeps every item's last good values.",
+)
+LISTING_LAST_SUCCESS = declare(
+    "integrateio_listing_last_success_timestamp_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "When the schedules or clusters list was last read successfully, as Unix time.",
+    ("resource",),
+    example='integrateio_listing_last_success_timestamp_seconds{resource="schedules"} 1.7643240e+09',
+)
+SCHEDULE_INFO = declare(
+    "integrateio_schedule_info",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Name of the schedule; always 1.",
+    ("schedule_id", "schedule_name"),
+    example='integrateio_schedule_info{schedule_id="2",schedule_name="nightly"} 1.0',
+    details="Every schedule of the account, enabled or not; only with `schedules:`.",
+)
+SCHEDULE_ENABLED = declare(
+    "integrateio_schedule_enabled",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "1 if the schedule is enabled, 0 if disabled.",
+    ("schedule_id",),
+    example='integrateio_schedule_enabled{schedule_id="2"} 1.0',
+)
+SCHEDULE_NEXT_RUN = declare(
+    "integrateio_schedule_next_run_timestamp_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "When the schedule runs next (`next_run_at`), as Unix time.",
+    ("schedule_id",),
+    example='integrateio_schedule_next_run_timestamp_seconds{schedule_id="2"} 1.7643276e+09',
+    details="In the past while a due run has not started: the missed-run alert's signal.",
+)
+SCHEDULE_LAST_RUN = declare(
+    "integrateio_schedule_last_run_timestamp_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "When the schedule last ran (`last_run_at`), as Unix time.",
+    ("schedule_id",),
+    example='integrateio_schedule_last_run_timestamp_seconds{schedule_id="2"} 1.764324e+09',
+    details="Absent until it first ran.",
+)
+SCHEDULE_LAST_RUN_STATUS = declare(
+    "integrateio_schedule_last_run_status",
+    Kind.STATE_SET,
+    Scope.ACCOUNT,
+    "Status of the schedule's last run: 1 for it, 0 for the other statuses.",
+    ("schedule_id", "status"),
+    example='integrateio_schedule_last_run_status{schedule_id="2",status="failed"} 1.0',
+    details="`status` as in `integrateio_job_status` (a status the API adds later is `unknown`); absent until"
+    " the schedule first ran.",
+)
+SCHEDULE_RUNS = declare(
+    "integrateio_schedule_runs",
+    Kind.COUNTER,
+    Scope.ACCOUNT,
+    "Times the schedule has run (`execution_count`).",
+    ("schedule_id",),
+    example='integrateio_schedule_runs_total{schedule_id="2"} 41.0',
+)
+SCHEDULE_INTERVAL = declare(
+    "integrateio_schedule_interval_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Time between the schedule's runs (`interval_amount` × `interval_unit`), in seconds.",
+    ("schedule_id",),
+    example='integrateio_schedule_interval_seconds{schedule_id="2"} 86400.0',
+    details="Months are approximated as 30 days and years as 365 days.",
+)
+SCHEDULE_PACKAGE_INFO = declare(
+    "integrateio_schedule_package_info",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "A package the schedule runs; always 1.",
+    ("schedule_id", "package_id"),
+    example='integrateio_schedule_package_info{package_id="434",schedule_id="2"} 1.0',
+    details="Joins schedules to the `package_id` of the job and package series.",
+)
+CLUSTER_INFO = declare(
+    "integrateio_cluster_info",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Name and type (`sandbox` or `production`) of the cluster; always 1.",
+    ("cluster_id", "cluster_name", "type"),
+    example='integrateio_cluster_info{cluster_id="52",cluster_name="etl-prod",type="production"} 1.0',
+    details="Only with `clusters:`; a terminated cluster leaves /metrics `clusters.terminated_max_age_seconds`"
+    " after it terminated.",
+)
+CLUSTER_STATUS = declare(
+    "integrateio_cluster_status",
+    Kind.STATE_SET,
+    Scope.ACCOUNT,
+    "Status of the cluster: 1 for the status it is in, 0 for the others.",
+    ("cluster_id", "status"),
+    example='integrateio_cluster_status{cluster_id="52",status="available"} 1.0',
+    details="`pending`, `creating`, `available`, `scaling`, `pending_terminate`, `terminating`, `terminated`,"
+    " `error`, or `unknown` for a status the API adds later.",
+)
+CLUSTER_NODES = declare(
+    "integrateio_cluster_nodes",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Compute nodes of the cluster.",
+    ("cluster_id",),
+    example='integrateio_cluster_nodes{cluster_id="52"} 4.0',
+)
+CLUSTER_RUNNING_JOBS = declare(
+    "integrateio_cluster_running_jobs",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Jobs now running on the cluster (`running_jobs_count`).",
+    ("cluster_id",),
+    example='integrateio_cluster_running_jobs{cluster_id="52"} 0.0',
+)
+CLUSTER_AVAILABLE_SINCE = declare(
+    "integrateio_cluster_available_since_timestamp_seconds",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "When the cluster became available, as Unix time.",
+    ("cluster_id",),
+    example='integrateio_cluster_available_since_timestamp_seconds{cluster_id="52"} 1.7643168e+09',
+)
+CLUSTER_TERMINATE_ON_IDLE = declare(
+    "integrateio_cluster_terminate_on_idle",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "1 if the cluster terminates itself once idle (`terminate_on_idle`), else 0.",
+    ("cluster_id",),
+    example='integrateio_cluster_terminate_on_idle{cluster_id="52"} 0.0',
+    details="An idle cluster with 0 here costs money until someone terminates it.",
 )
 
 # --- one set per package the watched jobs belong to ------------------------------------------------------------

@@ -134,3 +134,22 @@ def confirmations(plan: Plan, found: Iterable[int]) -> list[int]:
     for job_ids in plan.expected.values():
         missing.update(job_id for job_id in job_ids if job_id not in seen)
     return sorted(missing)
+
+
+LISTED_SHARE = 0.25
+"""At most this share of the budget goes to each listed resource (schedules, clusters): jobs keep the rest."""
+
+
+def listed_interval(pages: int, target: float, limit: int, window_seconds: float) -> float:
+    """How often a listed resource of `pages` pages can be read: every `target` seconds, or less often when
+    that would cost more than `LISTED_SHARE` of the `limit` credits per window."""
+    return max(target, pages * window_seconds / (limit * LISTED_SHARE))
+
+
+def cycle_interval(
+    cycle_credits: int, listed_per_window: float, target: float, limit: float, window_seconds: float
+) -> float:
+    """The refresh interval of the jobs: `target`, stretched so that a cycle's credits, beside what the
+    listed resources take per window (`listed_per_window`), fit the `limit` credits per window."""
+    available = max(limit - listed_per_window, limit * (1.0 - 2 * LISTED_SHARE), 1.0)
+    return max(target, cycle_credits * window_seconds / available)

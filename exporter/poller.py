@@ -22,23 +22,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import schedule
 
 from exporter.budget import CreditBudget
 from exporter.cache import JobCache
 from exporter.client import ApiClient
-from exporter.config import Config
+from exporter.config import ClustersConfig, Config, SchedulesConfig
 from exporter.fetcher import Fetcher, Stopping
 from exporter.list_items import ListItems
+from exporter.planner import cycle_interval
 from exporter.recorder import Recorder
 from exporter.retries import RetryBook
 from exporter.state import StateStore
 from exporter.tasks import Cycle, Task
+from exporter.tasks.clusters import ClustersTask
 from exporter.tasks.discovery import DiscoveryTask
 from exporter.tasks.jobs import JobsTask
+from exporter.tasks.schedules import SchedulesTask
 
 log = logging.getLogger(__name__)
+
+L = TypeVar("L", SchedulesTask, ClustersTask)
+ListedSection = SchedulesConfig | ClustersConfig
 
 # /healthz fails when no cycle completed (and no request waited for a credit) for this many intervals, or the
 # health grace when longer: a loop that ticks while every cycle dies is as stuck as one that hangs.
@@ -77,6 +84,9 @@ class Poller:
         self._recorder = Recorder(cache, self._retries, wall_clock, list_items)
         self._jobs = JobsTask(config.polling, self._fetch, cache, self._recorder, self._retries, list_items)
         self._discovery = self._discovery_task(config)
+        self._schedules: SchedulesTask | None = None
+        self._clusters: ClustersTask | None = None
+        self._listed_tasks(config)
         self._next_cycle = 0.0
         self._cycle = 0
         self._stretched_to: float | None = None
@@ -158,8 +168,10 @@ class Poller:
         self._next_cycle = max(due + self._interval, self._clock())
 
     def _tasks(self) -> list[Task]:
-        """The tasks of a cycle, in order: discovery's pages refresh the runs on them, which jobs then skips."""
-        return [self._discovery, self._jobs] if self._discovery is not None else [self._jobs]
+        """The tasks of a cycle, in order: discovery's pages refresh the runs on them, which jobs then skips;
+        schedules and clusters, when on, each read on their own interval."""
+        tasks: list[Task | None] = [self._discovery, self._jobs, self._schedules, self._clusters]
+        return [task for task in tasks if task is not None]
 
     def _run_cycle(self) -> None:
         self._cycle += 1
@@ -172,7 +184,15 @@ class Poller:
         if self._state is not None:
             self._state.save(self._cache, self._discovery.followed if self._discovery is not None else {})
         costs = [task.next_cost(cycle) for task in tasks]
-        self._set_interval(sum(cost.credits for cost in costs), sum(cost.jobs for cost in costs))
+        per_cycle = [cost for cost in costs if cost.every_seconds is None]
+        listed = sum(
+            cost.credits * self._budget.window_seconds / cost.every_seconds
+            for cost in costs
+            if cost.every_seconds is not None
+        )
+        self._set_interval(
+            sum(cost.credits for cost in per_cycle), sum(cost.jobs for cost in per_cycle), listed
+        )
         self._publish()
 
     def _discovery_task(self, config: Config) -> DiscoveryTask | None:
@@ -181,6 +201,29 @@ class Poller:
         return DiscoveryTask(
             config, config.discover, self._fetch, self._cache, self._recorder, self._wall_clock
         )
+
+    def _listed_tasks(self, config: Config) -> None:
+        """Create, reconfigure or withdraw the schedules and clusters tasks as `config` turns them on or off;
+        a task that stays keeps its last good values and its error counts across a reload."""
+        self._schedules = self._listed(self._schedules, SchedulesTask, config.schedules)
+        self._clusters = self._listed(self._clusters, ClustersTask, config.clusters)
+
+    def _listed(self, task: L | None, kind: Callable[..., L], section: ListedSection) -> L | None:
+        if not section.enabled:
+            if task is not None:
+                task.withdraw()
+            return None
+        if task is None:
+            return kind(
+                section,
+                self._fetch,
+                self._cache,
+                self._budget,
+                clock=self._clock,
+                wall_clock=self._wall_clock,
+            )
+        task.configure(section)  # type: ignore[arg-type]  # each task gets its own section type
+        return task
 
     def _watched(self) -> list[int]:
         """The jobs to keep in the cache: the configured ones, and the runs discovery follows."""
@@ -230,6 +273,7 @@ class Poller:
         if previous is not None and self._discovery is not None:
             self._discovery.take_over(previous)  # a reload must not forget the runs it follows
         self._state = self._state_store(config, self._state)
+        self._listed_tasks(config)
         self._cache.set_watched(self._watched())
         self._next_cycle = 0.0  # new jobs are fetched now, not one interval later
         log.info(
@@ -239,15 +283,21 @@ class Poller:
             config.rate_limit.window_seconds,
         )
 
-    def _set_interval(self, credits_per_cycle: int, jobs: int) -> None:
-        """Stretch the interval when a cycle's credits at the target interval would exceed the budget."""
+    def _set_interval(self, credits_per_cycle: int, jobs: int, listed_per_window: float = 0.0) -> None:
+        """Stretch the interval when a cycle's credits at the target interval, beside the credits the schedules
+        and clusters take per window, would exceed the budget."""
         target = self._config.polling.interval_seconds
         self._cycle_credits = credits_per_cycle
         # With the doorbell on, polling plans with what is left after the doorbell's share: hooks never starve it.
         hooks = self._config.webhook
         share = hooks.budget_share if hooks.enabled else 0.0
-        needed = credits_per_cycle * self._budget.window_seconds / (self._budget.limit * (1.0 - share))
-        interval = max(target, needed)
+        interval = cycle_interval(
+            credits_per_cycle,
+            listed_per_window,
+            target,
+            self._budget.limit * (1.0 - share),
+            self._budget.window_seconds,
+        )
         if interval > target and (
             self._stretched_to is None or abs(interval - self._stretched_to) > 0.1 * interval
         ):

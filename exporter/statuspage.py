@@ -9,7 +9,7 @@ What a person needs first comes first: failed jobs, then running ones, then the 
 then the final ones, by id within each group. Each status has a colour *and* a symbol and a word, so it reads
 in grey scale and for colour-blind eyes. The page is capped at `ROW_LIMIT` rows (and `OUTPUT_LIMIT` outputs a
 row) so that 10,000 watched jobs cost a few milliseconds and a few hundred kilobytes, not a 50 MB page; the
-JSON has every job.
+JSON has every job. With `schedules:` or `clusters:` on, their tables follow the jobs (`exporter.pipelinepage`).
 
 With `accounts:` every account has its own API, credits, interval and refreshes, so the header gives each
 account its own line of health chips, led by its name, and `/api/jobs` keeps them apart under
@@ -40,6 +40,7 @@ from exporter import __version__
 from exporter.budget import BudgetSnapshot
 from exporter.cache import CacheSnapshot, ExporterState, JobState
 from exporter.model import JobOutput, JobStatus
+from exporter.pipelinepage import pipeline_documents, pipeline_tables
 
 HTML_CONTENT_TYPE: Final = "text/html; charset=utf-8"
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -137,6 +138,7 @@ ul.outs li{white-space:nowrap}
 .err{color:#a40e26;font-weight:600}
 .err.past{color:var(--dim);font-weight:400}
 footer{margin-top:14px;color:var(--dim);font-size:12px}
+h2{font-size:16px;margin:18px 0 6px}
 """
 
 
@@ -241,6 +243,7 @@ def render_page(snapshot: CacheSnapshot, now: float | None = None, *, limit: int
         '<table id="jobs"><thead><tr><th class="num">Job</th><th>Package</th><th>Status</th><th>Progress</th>'
         '<th class="num">Runtime</th><th>Records per output</th><th>Refreshed</th><th>Last error</th></tr>'
         f"</thead><tbody>\n{rows}</tbody></table>\n"
+        f"{pipeline_tables(snapshot, now, human_duration)}"
         f"<footer>Generated {rfc3339(now)} from the exporter's cache (the page never calls the API); "
         f"it reloads every {reload_seconds} s.</footer>"
         "</body></html>\n"
@@ -485,6 +488,7 @@ def jobs_document(snapshot: CacheSnapshot, now: float | None = None) -> dict[str
     return {
         "exporter": exporter,
         "jobs": [_job_document(state, now) for state in sorted(snapshot.jobs, key=sort_key)],
+        **pipeline_documents(snapshot, now, rfc3339),
     }
 
 

@@ -245,15 +245,17 @@ def table(
     sort_by: str,
     w: int = 12,
     h: int = 8,
+    links: bool = True,
 ) -> dict[str, Any]:
     """An instant table: one row per series, its labels as columns, `values` maps "Value #A" to (name, unit).
 
-    `job_id` links to the run in Integrate.io and drills down; `package_name` to the package likewise.
+    With `links`, `job_id` links to the run in Integrate.io and drills down; `package_name` to the package.
     """
-    overrides = [
-        override("job_id", links=job_links()),
-        override("package_name", links=package_links()),
-    ]
+    overrides = (
+        [override("job_id", links=job_links()), override("package_name", links=package_links())]
+        if links
+        else []
+    )
     renames: dict[str, str] = {}
     for field, (name, unit) in values.items():
         overrides.append(override(field, unit=unit))
@@ -435,6 +437,169 @@ def activity() -> list[dict[str, Any]]:
             ],
             stack=True,
             w=8,
+        ),
+    ]
+
+
+# Labels that identify one schedule or one cluster across the shards of a scrape job (each shard reads the same
+# account's schedules and clusters: the newest value is everyone's).
+SCHEDULE_KEY = "cluster, namespace, job, account, schedule_id"
+IS_AVAILABLE, IS_FAILED, IS_ERROR = ('status="available"', 'status="failed"', 'status="error"')
+CLUSTER_KEY = "cluster, namespace, job, account, cluster_id"
+
+
+def per_schedule(metric: str, *matchers: str) -> str:
+    """A schedule series over the shards, with the schedule's name."""
+    return (
+        f"max by ({SCHEDULE_KEY}) ({sel(metric, *matchers)}) * on ({SCHEDULE_KEY}) group_left (schedule_name) "
+        f"max by ({SCHEDULE_KEY}, schedule_name) ({sel('integrateio_schedule_info')})"
+    )
+
+
+def per_cluster(metric: str, *matchers: str) -> str:
+    """A cluster series over the shards, with the cluster's name and type."""
+    return (
+        f"max by ({CLUSTER_KEY}) ({sel(metric, *matchers)}) * on ({CLUSTER_KEY}) group_left (cluster_name, type) "
+        f"max by ({CLUSTER_KEY}, cluster_name, type) ({sel('integrateio_cluster_info')})"
+    )
+
+
+NEXT_RUN = f"max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_next_run_timestamp_seconds')})"
+# Enabled schedules whose due run has not started: next run in the past, last run before it.
+MISSED = (
+    f"(time() - {NEXT_RUN} > 900) and on ({SCHEDULE_KEY}) "
+    f"(max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_enabled')}) == 1) "
+    f"unless on ({SCHEDULE_KEY}) "
+    f"(max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_last_run_timestamp_seconds')}) >= on ({SCHEDULE_KEY}) {NEXT_RUN})"
+)
+IDLE_CLUSTERS = (
+    f"(max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_status', IS_AVAILABLE)}) == 1) "
+    f"and on ({CLUSTER_KEY}) (max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_running_jobs')}) == 0) "
+    f"and on ({CLUSTER_KEY}) (max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_terminate_on_idle')}) == 0)"
+)
+
+
+def alarm_count(title: str, description: str, expr: str, colour: str) -> dict[str, Any]:
+    """A count of schedules or clusters in trouble: green at 0, `colour` from 1."""
+    steps = [{"color": "green", "value": None}, {"color": colour, "value": 1}]
+    return stat(
+        title,
+        description,
+        expr,
+        w=4,
+        color={"mode": "thresholds"},
+        thresholds={"mode": "absolute", "steps": steps},
+    )
+
+
+def schedules() -> list[dict[str, Any]]:
+    return [
+        row("Schedules"),
+        alarm_count(
+            "Missed runs",
+            "Enabled schedules whose run was due more than 15 minutes ago and has not started.",
+            f"count({MISSED}) or vector(0)",
+            "red",
+        ),
+        alarm_count(
+            "Last run failed",
+            "Enabled schedules whose last run failed.",
+            f"count(max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_last_run_status', IS_FAILED)}) == 1) "
+            "or vector(0)",
+            "red",
+        ),
+        timeseries(
+            "Schedule runs per hour",
+            "Runs the schedules started in each hour (from execution_count), by schedule.",
+            [
+                target(
+                    f"sum by (schedule_name) (increase({sel('integrateio_schedule_runs_total')}[1h]) "
+                    f"* on ({SCHEDULE_KEY}) group_left (schedule_name) "
+                    f"max by ({SCHEDULE_KEY}, schedule_name) ({sel('integrateio_schedule_info')}))",
+                    "{{schedule_name}}",
+                )
+            ],
+            w=16,
+        ),
+        table(
+            "Schedules",
+            "Every schedule of the accounts: when it runs next and ran last, its last run's status, and how "
+            "often it has run. A next run in the past with a last run before it is a missed run.",
+            [
+                target(per_schedule("integrateio_schedule_next_run_timestamp_seconds"), ref="A", table=True),
+                target(per_schedule("integrateio_schedule_last_run_timestamp_seconds"), ref="B", table=True),
+                target(per_schedule("integrateio_schedule_runs_total"), ref="C", table=True),
+                target(per_schedule("integrateio_schedule_interval_seconds"), ref="D", table=True),
+            ],
+            {
+                "Value #A": ("next run", "dateTimeAsIso"),
+                "Value #B": ("last run", "dateTimeAsIso"),
+                "Value #C": ("runs", "short"),
+                "Value #D": ("every", "s"),
+            },
+            "next run",
+            w=24,
+            links=False,
+        ),
+    ]
+
+
+def clusters() -> list[dict[str, Any]]:
+    return [
+        row("Clusters"),
+        alarm_count(
+            "Idle clusters billed",
+            "Available clusters with no running job that do not terminate themselves on idle.",
+            f"count({IDLE_CLUSTERS}) or vector(0)",
+            "orange",
+        ),
+        alarm_count(
+            "Clusters in error",
+            "Clusters whose status is error.",
+            f"count(max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_status', IS_ERROR)}) == 1) "
+            "or vector(0)",
+            "red",
+        ),
+        timeseries(
+            "Nodes of available clusters",
+            "Compute nodes of the clusters that are available, by cluster: what the account is billed for.",
+            [
+                target(
+                    f"sum by (cluster_name) ({per_cluster('integrateio_cluster_nodes')} and on ({CLUSTER_KEY}) "
+                    f"(max by ({CLUSTER_KEY}) ({sel('integrateio_cluster_status', IS_AVAILABLE)}) == 1))",
+                    "{{cluster_name}}",
+                )
+            ],
+            stack=True,
+            w=16,
+        ),
+        table(
+            "Clusters",
+            "Every cluster of the accounts (terminated ones until clusters.terminated_max_age_seconds) with its "
+            "status, nodes, running jobs and since when it is available.",
+            [
+                target(
+                    f"max by ({CLUSTER_KEY}, status) ({sel('integrateio_cluster_status')} == 1) "
+                    f"* on ({CLUSTER_KEY}) group_left (cluster_name, type) "
+                    f"max by ({CLUSTER_KEY}, cluster_name, type) ({sel('integrateio_cluster_info')})",
+                    ref="A",
+                    table=True,
+                ),
+                target(per_cluster("integrateio_cluster_nodes"), ref="B", table=True),
+                target(per_cluster("integrateio_cluster_running_jobs"), ref="C", table=True),
+                target(
+                    per_cluster("integrateio_cluster_available_since_timestamp_seconds"), ref="D", table=True
+                ),
+            ],
+            {
+                "Value #A": ("in status", "short"),
+                "Value #B": ("nodes", "short"),
+                "Value #C": ("running jobs", "short"),
+                "Value #D": ("available since", "dateTimeAsIso"),
+            },
+            "nodes",
+            w=24,
+            links=False,
         ),
     ]
 
@@ -855,7 +1020,17 @@ def dashboard() -> dict[str, Any]:
             ]
         },
         "templating": {"list": variables()},
-        "panels": layout([*overview(), *problems(), *activity(), *drill_down(), *exporter_health()]),
+        "panels": layout(
+            [
+                *overview(),
+                *problems(),
+                *activity(),
+                *schedules(),
+                *clusters(),
+                *drill_down(),
+                *exporter_health(),
+            ]
+        ),
     }
 
 

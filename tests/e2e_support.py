@@ -191,6 +191,25 @@ def start_prometheus(
     )
 
 
+def start_alertmanager(
+    binary: str, config: Path, workdir: Path, register: Callable[[Callable[[], None]], Any]
+) -> Service:
+    """Alertmanager with `config` on a free port, no clustering, its data under `workdir`, ready at /-/ready."""
+    return start_service(
+        "alertmanager",
+        lambda port: [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        "/-/ready",
+        workdir,
+        register,
+    )
+
+
 # -- webhook receiver -------------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,8 @@ def make_config(
     state_file: str | None = None,
     polling: dict[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
+    schedules: dict[str, Any] | None = None,
+    clusters: dict[str, Any] | None = None,
     **api: Any,
 ) -> Config:
     """A config for the simulator, written as a user would and read by the real parser; `polling` adds keys."""
@@ -79,6 +81,9 @@ def make_config(
         document["state_file"] = state_file
     if webhook is not None:
         document["webhook"] = webhook
+    for key, section in (("schedules", schedules), ("clusters", clusters)):
+        if section is not None:
+            document[key] = section
     return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
 
 

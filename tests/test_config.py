@@ -79,7 +79,8 @@ BAD = [
     ),
     (
         "api: {account_id: acme}\njobs: [1]\npoling: {}\n",
-        "poling: unknown key (known: api, discover, jobs, polling, rate_limit, state_file, webhook)",
+        "poling: unknown key (known: api, clusters, discover, jobs, polling, rate_limit, schedules, state_file, "
+        "webhook)",
     ),
     ("api: {account_id: 42}\njobs: [1]\n", "api.account_id: must be a string, got an integer"),
     *(
@@ -267,7 +268,8 @@ BAD_ACCOUNTS = [
     ),
     (
         "api: {account_id: a}\nname: x\njobs: [1]\n",
-        "name: unknown key (known: api, discover, jobs, polling, rate_limit, state_file, webhook)",
+        "name: unknown key (known: api, clusters, discover, jobs, polling, rate_limit, schedules, state_file, "
+        "webhook)",
     ),
 ]
 

@@ -282,6 +282,8 @@ def test_layout_and_datasources() -> None:
         "Overview",
         "Problems (top $top)",
         "Activity",
+        "Schedules",
+        "Clusters",
         "Jobs of the chosen packages",
         "Exporter health",
     ]

@@ -9,7 +9,8 @@ Two exporters in two scrape jobs, so that the scope variables have something to 
   job 304 completed (runtime 600 s). Package nightly_orders (32): job 302 failed, job 305 completed before it.
   Package weekly_rollup (33): job 303 queued, its progress never moves, and once Prometheus has scraped it
   its next three refreshes answer HTTP 500.
-  Job 309 is watched but unknown to the API (404: missing, no package).
+  Job 309 is watched but unknown to the API (404: missing, no package). Schedules and clusters on, with the
+  demo's (`exporter.simulator.demo.add_pipelines`: a missed and a failing schedule, an idle and a broken cluster).
 - "integrateio-accounts": `accounts:` with globex (every series has `account="globex"`), no cluster or namespace
   label, discovery of package globex_sync (41): job 401 running, job 402 failed.
 
@@ -36,6 +37,7 @@ import pytest
 
 from exporter.config import API_KEY_ENV
 from exporter.simulator import SimJob, SimOutput, Simulator
+from exporter.simulator.demo import add_pipelines
 from tests.e2e_support import (
     Expression,
     Service,
@@ -125,6 +127,7 @@ def stack() -> Iterator[Stack]:
                     outputs=[SimOutput(id=job_id, name="out", records_count=10)],
                 )
             )
+        add_pipelines(sim, now)  # the demo's schedules and clusters, for the Schedules and Clusters rows
         acme = start_exporter(
             "exporter-acme",
             write_yaml(
@@ -133,6 +136,8 @@ def stack() -> Iterator[Stack]:
                     "api": {"account_id": "acme", "base_url": sim.base_url, "timeout_seconds": 2},
                     "jobs": sorted(ACME_JOBS | {MISSING_JOB}),
                     "polling": {"interval_seconds": 1},
+                    "schedules": {"enabled": True, "interval_seconds": 1},
+                    "clusters": {"enabled": True, "interval_seconds": 1},
                 },
             ),
             [],

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 
 from exporter.config import API_KEY_ENV
-from exporter.simulator import SimJob, SimOutput, Simulator
+from exporter.simulator import SimCluster, SimJob, SimOutput, SimSchedule, Simulator
 from tests.e2e_support import (
     Expression,
     Notification,
@@ -170,12 +170,29 @@ def stack() -> Iterator[Stack]:
                 )
             )
 
+        # A schedule that runs on time and a busy cluster: the schedule and cluster alerts' selectors match
+        # series (read by shard 0 alone), and none of those alerts fires (tests/test_pipelines_e2e.py pages).
+        sim.put_schedule(
+            SimSchedule(
+                2,
+                "hourly",
+                interval_unit="hours",
+                next_run_at=now + 1800,
+                last_run_at=now - 1800,
+                last_run_status="completed",
+                package_ids=(HEALTHY_PACKAGE_ID,),
+                runs=True,
+            )
+        )
+        sim.put_cluster(SimCluster(52, "etl-prod", running_jobs_count=1, available_since=now - 600))
         config = write_yaml(
             workdir / "exporter.yml",
             {
                 "api": {"account_id": ACCOUNT_ID, "base_url": sim.base_url, "timeout_seconds": 2},
                 "jobs": sorted(SHARDS[0] | SHARDS[1]),
                 "polling": {"interval_seconds": 1},
+                "schedules": {"enabled": True, "interval_seconds": 1},
+                "clusters": {"enabled": True, "interval_seconds": 1},
             },
         )
         shards = [

@@ -7,13 +7,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter import metrics
-from exporter.cache import JobCache
+from exporter.cache import JobCache, ListingHealth
 from exporter.exposition import Exposition
+from exporter.pipelines import parse_cluster, parse_schedule
 from tests.test_exposition import budget, payload, record
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -98,7 +100,38 @@ def everything_cache() -> JobCache:
         list_items="lean",
     )
     cache.enable_webhook(("accepted",), 1_764_324_000.0)
+    cache.publish_listing(
+        "schedules",
+        ListingHealth(MappingProxyType({"server_error": 1}), last_success=1_764_324_000.0),
+        {"schedules": (parse_schedule(SCHEDULE),)},
+    )
+    cache.publish_listing("clusters", ListingHealth(), {"clusters": (parse_cluster(CLUSTER),)})
     return cache
+
+
+# One of each, as the documented list examples show them (sections/list-schedules.md, list-clusters.md).
+SCHEDULE = {
+    "id": 2,
+    "name": "My Schedule",
+    "status": "enabled",
+    "next_run_at": "2026-11-28T08:48:00Z",
+    "last_run_at": "2026-11-27T08:48:00Z",
+    "last_run_status": "completed",
+    "execution_count": 41,
+    "interval_amount": 1,
+    "interval_unit": "days",
+    "task": {"nodes": 3, "packages": [{"package_id": "1", "variables": {}}]},
+}
+CLUSTER = {
+    "id": 99,
+    "name": "Daily Outliers Test #100",
+    "status": "available",
+    "nodes": 2,
+    "type": "production",
+    "available_since": "2026-11-28T08:00:00Z",
+    "running_jobs_count": 0,
+    "terminate_on_idle": False,
+}
 
 
 @pytest.mark.parametrize("accept", [None, "application/openmetrics-text"])

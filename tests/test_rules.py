@@ -44,6 +44,10 @@ EXPECTED_ALERTS = {
     "IntegrateioCreditsNearlyExhausted",
     "IntegrateioConfigReloadFailed",
     "IntegrateioWebhookSilent",
+    "IntegrateioScheduleMissedRun",
+    "IntegrateioScheduleLastRunFailed",
+    "IntegrateioClusterError",
+    "IntegrateioClusterIdle",
 }
 # Alerts about one run (or a package's failed run): their `link` annotation is the run in Integrate.io's web UI.
 ALERTS_WITH_A_LINK = {
@@ -106,6 +110,7 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
         "healthy.test.yaml",
         "history.test.yaml",
         "packages.test.yaml",
+        "pipelines.test.yaml",
         "runs.test.yaml",
         "webhook.test.yaml",
     ]

@@ -12,8 +12,7 @@ Usage::
 Module map: ``world`` (jobs and lifecycle), ``listing`` (GET /jobs parameters, Link headers), ``ledger``
 (credits), ``faults`` and ``shapes`` (what can go wrong), ``api`` (request -> decision), ``http`` (sockets),
 ``clock`` (answers dated by a wrong clock), ``tls``, ``records`` (request log), ``hooks`` (web hooks fired on job
-transitions), ``simulator`` (the facade),
-``demo``, ``__main__`` (CLI).
+transitions), ``simulator`` (the facade), ``pipelines`` (schedules and clusters), ``demo``, ``__main__`` (CLI).
 """
 
 from exporter.simulator.api import JSON_TYPE
@@ -21,6 +20,7 @@ from exporter.simulator.demo import DEMO_ACCOUNT_ID, DEMO_API_KEY, DEMO_JOB_IDS
 from exporter.simulator.faults import KINDS as FAULT_KINDS
 from exporter.simulator.faults import FaultHandle
 from exporter.simulator.hooks import HookTarget
+from exporter.simulator.pipelines import SimCluster, SimSchedule
 from exporter.simulator.records import RequestRecord
 from exporter.simulator.simulator import Simulator
 from exporter.simulator.statuses import FINAL_STATUSES, STATUSES
@@ -38,8 +38,10 @@ __all__ = [
     "FaultHandle",
     "HookTarget",
     "RequestRecord",
+    "SimCluster",
     "SimJob",
     "SimOutput",
+    "SimSchedule",
     "Simulator",
     "Step",
 ]

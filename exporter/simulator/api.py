@@ -21,12 +21,15 @@ from exporter.simulator.clock import REDATING_KINDS, redated
 from exporter.simulator.faults import NETWORK_KINDS, Fault, FaultBook
 from exporter.simulator.ledger import CreditLedger
 from exporter.simulator.listing import LIST_ITEM_MODES, BadQuery, link_header, list_item, parse_list_query
+from exporter.simulator.pipelines import CLUSTER_STATUSES, SCHEDULE_STATUSES, PipelineStore
 from exporter.simulator.shapes import NOT_JSON_BODY, oversized, wrong_shape
+from exporter.simulator.statuses import STATUSES
 from exporter.simulator.world import World
 
 JSON_TYPE: Final = "application/vnd.xplenty+json; version=2; charset=utf-8"
 MEDIA_TYPE: Final = "application/vnd.xplenty+json"
-CHARGED_ENDPOINTS: Final = frozenset({"get_job", "list_jobs"})
+CHARGED_ENDPOINTS: Final = frozenset({"get_job", "list_jobs", "list_schedules", "list_clusters"})
+LISTED: Final = {"schedules": SCHEDULE_STATUSES, "clusters": CLUSTER_STATUSES}  # one credit a page, like jobs
 _DIGITS = re.compile(r"\A[0-9]+\Z")
 
 Headers = tuple[tuple[str, str], ...]
@@ -94,6 +97,8 @@ def route(path: str) -> Route:
         return Route("get_job", account, int(parts[4]) if _DIGITS.match(parts[4]) else None)
     if resource == "jobs":
         return Route("list_jobs", account)
+    if resource in LISTED and len(parts) == 4:
+        return Route(f"list_{resource}", account)
     if resource == "rate_limit_status" and len(parts) == 4:
         return Route("rate_limit_status", account)
     return Route("other", account)
@@ -148,6 +153,7 @@ class Api:
         self,
         *,
         world: World,
+        pipelines: PipelineStore,
         ledger: CreditLedger,
         faults: FaultBook,
         account_id: str,
@@ -155,6 +161,7 @@ class Api:
         retry_after_on_429: bool = False,
     ) -> None:
         self.world = world
+        self.pipelines = pipelines
         self.ledger = ledger
         self.faults = faults
         self.account_id = account_id
@@ -247,11 +254,15 @@ class Api:
             if payload is None:
                 return 404, {"message": "Item not found."}, ()
             return 200, payload, ()
+        resource = where.endpoint.removeprefix("list_")
         try:
-            parsed = parse_list_query(query)
+            parsed = parse_list_query(query, LISTED.get(resource, STATUSES))
         except BadQuery as exc:
             return 400, {"message": str(exc)}, ()
-        jobs, total = self.world.select(parsed)
+        if resource in LISTED:
+            jobs, total = self.pipelines.select(resource, parsed)
+        else:
+            jobs, total = self.world.select(parsed)
         link = link_header(f"{self.base_url}{path}", query, parsed, total)
         items = [list_item(job, self._list_items) for job in jobs]
         return 200, items, (("Link", link),) if link else ()

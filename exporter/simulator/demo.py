@@ -14,12 +14,28 @@ id    package                 story
 106   finance_ledger          completed before the demo began (final from the first poll)
 107   marketing_attribution   queued -> running 45 s -> failed 150 s (out of memory)
 ====  ======================  ==========================================================================
+
+Schedules and clusters (real time, not sped up: a schedule's day is a day):
+
+====  ======================  ==========================================================================
+201   orders hourly           runs every hour (package 434), each run completes
+202   customers sync          runs every hour (package 435), each run fails
+203   inventory nightly       daily (package 436); its run was due 15 minutes before the demo began and
+                              never started: the missed-run alert
+204   legacy export           disabled
+52    etl-prod                available, 2 running jobs
+53    etl-batch               available for 3 hours, no running job, never terminates on idle: money burning
+54    sandbox-dev             error
+51    etl-nightly-old         terminated an hour before the demo
+====  ======================  ==========================================================================
 """
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
+from exporter.simulator.pipelines import SimCluster, SimSchedule
 from exporter.simulator.simulator import Simulator
 from exporter.simulator.world import SimJob, SimOutput, Step
 
@@ -159,7 +175,68 @@ def build_demo(
         progress_per_second=1 / 150,
         records_per_second=1200,
     )
+    add_pipelines(sim)
     return sim
+
+
+def add_pipelines(sim: Simulator, now: int | None = None) -> None:
+    """The demo's schedules and clusters (see the table above), dated from `now` (default: the wall clock)."""
+    now = int(time.time()) if now is None else now
+    hour, day = 3600, 86400
+    for schedule in (
+        SimSchedule(
+            201,
+            "orders hourly",
+            interval_unit="hours",
+            next_run_at=now + 20 * 60,
+            last_run_at=now - 40 * 60,
+            last_run_status="completed",
+            execution_count=312,
+            package_ids=(434,),
+            runs=True,
+        ),
+        SimSchedule(
+            202,
+            "customers sync",
+            interval_unit="hours",
+            next_run_at=now + 35 * 60,
+            last_run_at=now - 25 * 60,
+            last_run_status="failed",
+            execution_count=97,
+            package_ids=(435,),
+            runs=True,
+            outcome="failed",
+        ),
+        SimSchedule(
+            203,
+            "inventory nightly",
+            next_run_at=now - 15 * 60,
+            last_run_at=now - day - 15 * 60,
+            last_run_status="completed",
+            execution_count=58,
+            package_ids=(436,),
+        ),
+        SimSchedule(204, "legacy export", status="disabled", interval_unit="weeks", package_ids=(438,)),
+    ):
+        sim.put_schedule(schedule)
+    for cluster in (
+        SimCluster(52, "etl-prod", nodes=4, running_jobs_count=2, available_since=now - 5 * hour),
+        SimCluster(
+            53, "etl-batch", nodes=2, available_since=now - 3 * hour, terminate_on_idle=False, time_to_idle=0
+        ),
+        SimCluster(54, "sandbox-dev", status="error", type="sandbox", nodes=1),
+        SimCluster(
+            51,
+            "etl-nightly-old",
+            status="terminated",
+            nodes=2,
+            available_since=now - 6 * hour,
+            terminated_at=now - hour,
+            terminated_on_idle=True,
+            creator_schedule_id=203,
+        ),
+    ):
+        sim.put_cluster(cluster)
 
 
 RUNNING_JOBS_FIRST_ID: Final = 1000

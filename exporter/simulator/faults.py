@@ -16,7 +16,7 @@ from typing import Any, Final
 NETWORK_KINDS: Final = frozenset({"reset", "reset_mid_body", "trickle", "trickle_head", "hang"})
 """Faults below HTTP: no status (or a truncated answer); never charged, no rate-limit headers."""
 
-ENDPOINTS: Final = frozenset({"get_job", "list_jobs", "rate_limit_status"})
+ENDPOINTS: Final = frozenset({"get_job", "list_jobs", "list_schedules", "list_clusters", "rate_limit_status"})
 SHAPES: Final = ("list", "nulls", "null_outputs", "strings")
 REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
 

@@ -6,7 +6,7 @@ Kept apart from the HTTP layer so the parameter rules (what is a 400, what is cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -50,14 +50,15 @@ def _natural(name: str, value: str, *, minimum: int) -> int:
     return int(value)
 
 
-def parse_list_query(params: Mapping[str, str]) -> ListQuery:
+def parse_list_query(params: Mapping[str, str], statuses: Collection[str] = STATUSES) -> ListQuery:
     """Validate the documented parameters; unknown parameters are ignored like the real API does.
 
+    ``statuses`` are those the list filters by: the job statuses, or a schedule's or a cluster's.
     ``limit`` above 100 is clamped rather than refused: that is how the API treats it, and a client that asks
     for 500 must be able to notice it got 100 (by the ``next`` link).
     """
     status = params.get("status", "all")
-    if status != "all" and status not in STATUSES:
+    if status != "all" and status not in statuses:
         raise BadQuery(f"Invalid value for status: {status!r}")
     sort = params.get("sort", "created")
     if sort not in ("created", "updated"):

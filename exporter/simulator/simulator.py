@@ -15,6 +15,7 @@ from exporter.simulator.faults import FaultBook, FaultHandle
 from exporter.simulator.hooks import HookSender, HookTarget
 from exporter.simulator.http import SimServer
 from exporter.simulator.ledger import CreditLedger, Neighbour
+from exporter.simulator.pipelines import PipelineStore, SimCluster, SimSchedule
 from exporter.simulator.records import RequestLog, RequestRecord
 from exporter.simulator.tls import TlsMaterial, make_tls
 from exporter.simulator.world import UNSET, SimJob, SimOutput, Step, Unset, World
@@ -46,11 +47,13 @@ class Simulator:
     ) -> None:
         self.account_id = account_id
         self._world = World(speed=speed)
+        self._pipelines = PipelineStore()
         self._ledger = CreditLedger(credits, window_seconds)
         self._faults = FaultBook()
         self._log = RequestLog(max_records)
         self._api = Api(
             world=self._world,
+            pipelines=self._pipelines,
             ledger=self._ledger,
             faults=self._faults,
             account_id=account_id,
@@ -98,6 +101,7 @@ class Simulator:
             self._base_url = f"{scheme}://{public_host}:{server.server_address[1]}"
             self._api.base_url = self._base_url
             self._world.set_url_root(f"{self._base_url}/{self.account_id}")
+            self._pipelines.set_url_root(f"{self._base_url}/{self.account_id}")
             self._server = server
             self._serve_thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-http", daemon=True
@@ -249,6 +253,28 @@ class Simulator:
         self._world.on_transition = None
         if sender is not None:
             sender.stop()
+
+    # -- schedules and clusters (`exporter.simulator.pipelines`) ---------------------------------------------
+
+    def put_schedule(self, schedule: SimSchedule) -> None:
+        """Add or replace a schedule (served by `GET /schedules`)."""
+        self._pipelines.put_schedule(schedule)
+
+    def put_cluster(self, cluster: SimCluster) -> None:
+        """Add or replace a cluster (served by `GET /clusters`)."""
+        self._pipelines.put_cluster(cluster)
+
+    def remove_listed(self, resource: str, item_id: int) -> None:
+        """Delete a schedule (`resource` "schedules") or a cluster ("clusters")."""
+        self._pipelines.remove(resource, item_id)
+
+    def schedule_payload(self, schedule_id: int) -> dict[str, Any]:
+        """Exactly the JSON `GET /schedules` serves for this schedule now; `KeyError` if there is none."""
+        return self._pipelines.schedule_payload(schedule_id)
+
+    def cluster_payload(self, cluster_id: int) -> dict[str, Any]:
+        """Exactly the JSON `GET /clusters` serves for this cluster now; `KeyError` if there is none."""
+        return self._pipelines.cluster_payload(cluster_id)
 
     # -- requests and credits ----------------------------------------------------------------------------
 

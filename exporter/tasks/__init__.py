@@ -5,6 +5,7 @@ recorder; it says what its next run will cost, so the runner can stretch the int
 a new resource (schedules, clusters), write a task and add it to the runner's list: nothing else changes.
 
     discovery ─▶ jobs          (discovery's list pages also refresh the runs on them: `Cycle.refreshed`)
+    ─▶ schedules ─▶ clusters  (each read on its own interval, in the cycle that is due; `tasks.listed`)
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ class Cycle:
 
 @dataclass(frozen=True)
 class Cost:
-    """What a task's next run will cost in credits, and how many jobs it will refresh for them."""
+    """What a task's next run will cost in credits, and how many jobs it will refresh for them.
+
+    `every_seconds` is set by tasks that run on an interval of their own rather than every cycle (schedules,
+    clusters): their credits recur once per `every_seconds`, whatever the cycle interval is.
+    """
 
     credits: int
     jobs: int
+    every_seconds: float | None = None
 
 
 class Task(Protocol):
