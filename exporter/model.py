@@ -9,10 +9,11 @@ Everything else degrades to "unknown" (None), so one odd field never costs a job
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from exporter.fields import as_integer, as_non_negative, as_number, as_object, as_text
 
 T = TypeVar("T")
 
@@ -132,17 +133,17 @@ def parse_job(payload: Any, *, listed: bool = False) -> Job:
     """
     if not isinstance(payload, dict):
         raise InvalidPayload(f"expected a job object, got {type(payload).__name__}")
-    job_id = _integer(payload.get("id"))
+    job_id = as_integer(payload.get("id"))
     if job_id is None or job_id <= 0:
         raise InvalidPayload("job object without a usable id")
     raw_status = payload.get("status")
     if not isinstance(raw_status, str) or not raw_status.strip():
         raise InvalidPayload(f"job {job_id}: no status")
-    package = _object(payload.get("package"))
-    package_name = _text(package.get("name"))
+    package = as_object(payload.get("package"))
+    package_name = as_text(package.get("name"))
     errors = payload.get("errors")
     progress = _progress(payload.get("progress"))
-    runtime = _non_negative(payload.get("runtime_in_seconds"))
+    runtime = as_non_negative(payload.get("runtime_in_seconds"))
     outputs = _outputs(payload.get("outputs"))
     absent = [name for name in LEAN_FIELDS if payload.get(name) is None] if listed else []
     unusable = [
@@ -163,7 +164,7 @@ def parse_job(payload: Any, *, listed: bool = False) -> Job:
         progress=progress,
         runtime_seconds=runtime,
         outputs=outputs,
-        package_id=_integer(payload.get("package_id")) or _integer(package.get("id")),
+        package_id=as_integer(payload.get("package_id")) or as_integer(package.get("id")),
         package_name=package_name,
         started_at=parse_timestamp(payload.get("started_at")),
         updated_at=parse_timestamp(payload.get("updated_at")),
@@ -179,7 +180,7 @@ def parse_job(payload: Any, *, listed: bool = False) -> Job:
 
 def _web_url(value: Any) -> str | None:
     """The run's page in the Integrate.io web UI (`html_url`), linked from alerts; only an http(s) URL is kept."""
-    text = _text(value)
+    text = as_text(value)
     if text is None or not text.startswith(("https://", "http://")):
         return None
     return text
@@ -189,7 +190,7 @@ def _attempts(value: Any) -> int | None:
     """How many attempts the platform made at the run. Issue 12 names a job's `attempts`, but no version of the
     API documentation lists it (resources/job.md, sections/get-job-information.md, sections/list-jobs.md): it is
     read when it is there as a whole number of at least 0, and otherwise left unknown, never guessed."""
-    number = _integer(value)
+    number = as_integer(value)
     return number if number is not None and number >= 0 else None
 
 
@@ -216,11 +217,11 @@ def _fill_output(output: JobOutput, previous: JobOutput | None) -> JobOutput:
 
 def _output_unusable(item: Any, listed: bool) -> bool:
     """An output whose name or records count is garbled; a null one counts only outside a list item."""
-    if not isinstance(item, dict) or _integer(item.get("id")) is None:
+    if not isinstance(item, dict) or as_integer(item.get("id")) is None:
         return False  # skipped by `_outputs`, as before: an output without an id is nobody's
     name, records = item.get("name"), item.get("records_count")
-    garbled = (name is not None and _text(name) is None) or (
-        records is not None and _non_negative(records) is None
+    garbled = (name is not None and as_text(name) is None) or (
+        records is not None and as_non_negative(records) is None
     )
     return garbled or (not listed and (name is None or records is None))
 
@@ -258,55 +259,17 @@ def _outputs(value: Any) -> tuple[JobOutput, ...]:
     for item in value:
         if not isinstance(item, dict):
             continue
-        output_id = _integer(item.get("id"))
+        output_id = as_integer(item.get("id"))
         if output_id is None:
             continue
-        name = _text(item.get("name"))
-        records = _non_negative(item.get("records_count"))
+        name = as_text(item.get("name"))
+        records = as_non_negative(item.get("records_count"))
         outputs.append(JobOutput(id=output_id, name=name, records_count=records))
     return tuple(outputs)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _number(value: Any) -> float | None:
-    """A finite number, accepting numbers sent as strings ("42", "0.5")."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # a JSON integer beyond any float: 400 digits are valid JSON
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _integer(value: Any) -> int | None:
-    number = _number(value)
-    if number is None or not number.is_integer():
-        return None
-    return int(number)
-
-
-def _non_negative(value: Any) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0 else None
 
 
 def _progress(value: Any) -> float | None:
     """Progress is documented as 0 to 1. A value outside (57: a percentage?) is garbled, not clamped: shown as
     1.0 it would claim a job is done; kept as the last good value and counted, it tells the truth."""
-    number = _number(value)
+    number = as_number(value)
     return number if number is not None and 0.0 <= number <= 1.0 else None

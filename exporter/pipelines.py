@@ -15,15 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, TypeVar
 
-from exporter.model import (
-    InvalidPayload,
-    JobStatus,
-    _integer,
-    _non_negative,
-    _object,
-    _text,
-    parse_timestamp,
-)
+from exporter.fields import as_integer, as_non_negative, as_object, as_text
+from exporter.model import InvalidPayload, JobStatus, parse_timestamp
 
 T = TypeVar("T")
 
@@ -114,30 +107,30 @@ def _filled(fresh: R, previous: R) -> R:
 def parse_schedule(payload: Any) -> Schedule:
     """One schedule object, or InvalidPayload when it has no usable id."""
     schedule_id = _id(payload, "schedule")
-    task = _object(payload.get("task"))
+    task = as_object(payload.get("task"))
     packages = task.get("packages")
     package_ids = tuple(
         dict.fromkeys(
             package_id
             for package_id in (
-                _integer(_object(item).get("package_id"))
+                as_integer(as_object(item).get("package_id"))
                 for item in (packages if isinstance(packages, list) else [])
             )
             if package_id is not None and package_id > 0
         )
     )
     raw_last = payload.get("last_run_status")
-    status = _text(payload.get("status"))
-    amount = _non_negative(payload.get("interval_amount"))
+    status = as_text(payload.get("status"))
+    amount = as_non_negative(payload.get("interval_amount"))
     unit = INTERVAL_UNIT_SECONDS.get(str(payload.get("interval_unit")).strip().lower())
     schedule = Schedule(
         id=schedule_id,
-        name=_text(payload.get("name")),
+        name=as_text(payload.get("name")),
         enabled=None if status is None else status.strip().lower() == "enabled",
         next_run_at=parse_timestamp(payload.get("next_run_at")),
         last_run_at=parse_timestamp(payload.get("last_run_at")),
         last_run_status=None if raw_last is None else JobStatus.parse(str(raw_last)),
-        execution_count=_non_negative(payload.get("execution_count")),
+        execution_count=as_non_negative(payload.get("execution_count")),
         interval_seconds=None if amount is None or unit is None else amount * unit,
         package_ids=package_ids,
     )
@@ -157,7 +150,7 @@ def parse_schedule(payload: Any) -> Schedule:
 def parse_cluster(payload: Any) -> Cluster:
     """One cluster object, or InvalidPayload when it has no usable id."""
     cluster_id = _id(payload, "cluster")
-    raw_status = _text(payload.get("status"))
+    raw_status = as_text(payload.get("status"))
     try:
         status = ClusterStatus(raw_status.strip().lower()) if raw_status else ClusterStatus.UNKNOWN
     except ValueError:
@@ -166,10 +159,10 @@ def parse_cluster(payload: Any) -> Cluster:
     cluster = Cluster(
         id=cluster_id,
         status=status,
-        name=_text(payload.get("name")),
-        type=_text(payload.get("type")),
-        nodes=_non_negative(payload.get("nodes")),
-        running_jobs=_non_negative(payload.get("running_jobs_count")),
+        name=as_text(payload.get("name")),
+        type=as_text(payload.get("type")),
+        nodes=as_non_negative(payload.get("nodes")),
+        running_jobs=as_non_negative(payload.get("running_jobs_count")),
         available_since=parse_timestamp(payload.get("available_since")),
         terminated_at=parse_timestamp(payload.get("terminated_at")),
         terminate_on_idle=idle if isinstance(idle, bool) else None,
@@ -189,7 +182,7 @@ def parse_cluster(payload: Any) -> Cluster:
 def _id(payload: Any, what: str) -> int:
     if not isinstance(payload, dict):
         raise InvalidPayload(f"expected a {what} object, got {type(payload).__name__}")
-    value = _integer(payload.get("id"))
+    value = as_integer(payload.get("id"))
     if value is None or value <= 0:
         raise InvalidPayload(f"{what} object without a usable id")
     return value
