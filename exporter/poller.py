@@ -75,6 +75,7 @@ class Poller:
         self._next_cycle = 0.0
         self._cycle = 0
         self._stretched_to: float | None = None
+        self._sharing = False  # the key's other clients leave us less than our budget
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
         cache.set_watched(config.jobs)
@@ -202,21 +203,25 @@ class Poller:
         )
 
     def _set_interval(self, credits_per_cycle: int, jobs: int) -> None:
-        """Stretch the interval when a cycle's credits at the target interval would exceed the budget."""
+        """Stretch the interval when a cycle's credits at the target interval would exceed our share of the key
+        (the budget, less what the key's other clients spend): refreshes come evenly later, not in bursts."""
         target = self._config.polling.interval_seconds
-        needed = credits_per_cycle * self._budget.window_seconds / self._budget.limit
+        share = self._budget.share
+        needed = credits_per_cycle * self._budget.window_seconds / share
         interval = max(target, needed)
+        self._say_sharing(share)
         if interval > target and (
             self._stretched_to is None or abs(interval - self._stretched_to) > 0.1 * interval
         ):
-            log.warning(
+            log.log(
+                logging.WARNING if self._stretched_to is None else logging.INFO,
                 "refresh interval stretched from %gs to %.1fs: %d jobs need about %d credits per cycle and the "
                 "budget allows %d per %gs",
                 target,
                 interval,
                 jobs,
                 credits_per_cycle,
-                self._budget.limit,
+                share,
                 self._budget.window_seconds,
             )
             self._stretched_to = interval
@@ -224,6 +229,23 @@ class Poller:
             log.info("refresh interval back to %gs", target)
             self._stretched_to = None
         self._interval = interval
+
+    def _say_sharing(self, share: int) -> None:
+        """Say once that the key's other clients leave us less than our budget, and once that they no longer do;
+        the steps in between show on /metrics (`integrateio_api_foreign_spend_credits`)."""
+        shared = share < self._budget.limit
+        if shared and not self._sharing:
+            log.warning(
+                "other clients of the API key spend about %.0f credits per %gs: pacing to %d of our %d credits "
+                "so that the key keeps its reserve (refreshes slow down evenly)",
+                self._budget.foreign_spend or 0.0,
+                self._budget.window_seconds,
+                share,
+                self._budget.limit,
+            )
+        elif self._sharing and not shared:
+            log.info("other clients of the API key leave our whole budget again: pacing to %d credits", share)
+        self._sharing = shared
 
     def _waiting(self) -> None:
         """Called while a request waits for a credit: the loop is alive and not stuck (the budget decides), and

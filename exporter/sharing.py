@@ -1,0 +1,94 @@
+"""Sharing the key: what the key's other clients spend, and the pace that leaves them theirs and us ours.
+
+The API reports one number for every client of a key, `X-RateLimit-Remaining`. Our own log of sends says how
+much of the window's spending was ours, so the rest was someone else's (the web app, a scheduler, a script):
+
+    foreign credits in the window = key's limit − remaining − our sends in the window
+
+That count is what others hold *now*; what matters for pacing is what they will hold over the next window.
+In a steady state the two are equal. When a neighbour starts (or speeds up) abruptly its count rises for a
+whole window before it levels off, and pacing from the count alone would keep spending too fast for that
+window, run the key down to the reserve and then hold with nothing refreshed — the dark gap this module
+exists to prevent. So the estimate also takes the recent *rise* of the count: a count rising by `d` credits
+per second means others send at least `d` per second (their old credits also leave the window), which is
+`d × window` over a window. The projection is the larger of the two; a falling count is not trusted until it
+has fallen (a neighbour that pauses for a minute may come back), which errs on the side of the reserve.
+
+The pace decision (`share`) is then: what the key allows minus the reserve minus the projected foreign spend,
+never more than our configured budget, rounded down to a whole step of a twentieth of it. Steps make the
+refresh interval degrade evenly (×20/19, ×20/18, … ×20) rather than jitter with every reading, and the
+smallest step keeps a slow heartbeat of refreshes even when others take the whole key — the budget's hold at
+the reserve still guarantees we never dig into it.
+
+Pure: no I/O, no clock of its own; `CreditBudget` feeds it and asks it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+STEPS = 20  # the pace moves in twentieths of our budget: even degradation, no jitter
+TREND_SPAN = 1 / 8  # of the window: the count's rise is measured between two spans of this length
+MIN_RISE = 2  # credits: a rise smaller than this (plus 2 % of the key) is noise in the readings
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of the key: when, the foreign credits then in the window."""
+
+    at: float
+    foreign: int
+
+
+class ForeignSpend:
+    """Estimates the credits the key's other clients spend per window, from readings of the key."""
+
+    def __init__(self, window_seconds: float) -> None:
+        self._window = window_seconds
+        self._readings: collections.deque[Reading] = collections.deque()
+        self._limit: int | None = None
+
+    @property
+    def window_seconds(self) -> float:
+        return self._window
+
+    def observe(self, now: float, limit: int, remaining: int, own_in_window: int) -> None:
+        """A reading of the key (`X-RateLimit-*` or `rate_limit_status`) taken when we had `own_in_window`
+        credits in the window."""
+        self._limit = limit
+        self._readings.append(Reading(now, max(0, limit - remaining - own_in_window)))
+        horizon = now - 2 * TREND_SPAN * self._window
+        while len(self._readings) > 1 and self._readings[0].at < horizon:
+            self._readings.popleft()
+
+    def estimate(self, now: float) -> float | None:
+        """Projected foreign credits over the next window, or None before any reading."""
+        if not self._readings or self._limit is None:
+            return None
+        span = TREND_SPAN * self._window
+        recent = [r.foreign for r in self._readings if r.at > now - span]
+        earlier = [r.foreign for r in self._readings if now - 2 * span < r.at <= now - span]
+        level = _mean(recent) if recent else float(self._readings[-1].foreign)
+        projected = level
+        if earlier and recent:
+            rise = level - _mean(earlier)
+            if rise > MIN_RISE + 0.02 * self._limit:
+                projected = max(level, rise / span * self._window)
+        return min(float(self._limit), projected)
+
+
+def share(allowed: int, key_limit: int | None, reserve: float, foreign: float | None) -> int:
+    """Credits per window we may spend: the key minus its reserve minus the foreign spend, in whole steps of
+    `allowed / STEPS`, at least one step and at most `allowed`."""
+    if foreign is None or key_limit is None:
+        return allowed
+    left = key_limit * (1.0 - reserve) - foreign
+    step = allowed / STEPS
+    steps = min(STEPS, max(1, math.floor(left / step + 1e-9)))
+    return max(1, math.floor(steps * step + 1e-9))
+
+
+def _mean(values: list[int]) -> float:
+    return sum(values) / len(values)
