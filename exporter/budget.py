@@ -92,7 +92,7 @@ class CreditBudget:
             self._tokens = min(self._burst, max(self._tokens, self._burst if not self._sent else 0.0))
 
     def _set_share_locked(self) -> None:
-        self._share = share(self._limit, self._api_limit, self._reserve, self._foreign_spend)
+        self._share = share(self._limit, self._foreign_spend)
         self._rate = self._share / self._window
 
     @property

@@ -14,8 +14,8 @@ per second means others send at least `d` per second (their old credits also lea
 `d × window` over a window. The projection is the larger of the two; a falling count is not trusted until it
 has fallen (a neighbour that pauses for a minute may come back), which errs on the side of the reserve.
 
-The pace decision (`share`) is then: what the key allows minus the reserve minus the projected foreign spend,
-never more than our configured budget, rounded down to a whole step of a twentieth of it. Steps make the
+The pace decision (`share`) is then: our budget (the configured credits less the reserve) minus the projected
+foreign spend, rounded down to a whole step of a twentieth of it. Steps make the
 refresh interval degrade evenly (×20/19, ×20/18, … ×20) rather than jitter with every reading, and the
 smallest step keeps a slow heartbeat of refreshes even when others take the whole key — the budget's hold at
 the reserve still guarantees we never dig into it.
@@ -79,14 +79,16 @@ class ForeignSpend:
         return min(float(self._limit), projected)
 
 
-def share(allowed: int, key_limit: int | None, reserve: float, foreign: float | None) -> int:
-    """Credits per window we may spend: the key minus its reserve minus the foreign spend, in whole steps of
-    `allowed / STEPS`, at least one step and at most `allowed`."""
-    if foreign is None or key_limit is None:
+def share(allowed: int, foreign: float | None) -> int:
+    """Credits per window we may spend: our budget (`credits × (1 − reserve)`, the reserve already set aside)
+    less the foreign spend, in whole steps of `allowed / STEPS`, at least one step and at most `allowed`.
+
+    The budget, not the key's reported limit, is the base: a key whose real limit is below the configured
+    credits is caught by the budget's hold at the reserve, and a configured budget stays the user's ceiling."""
+    if foreign is None:
         return allowed
-    left = key_limit * (1.0 - reserve) - foreign
     step = allowed / STEPS
-    steps = min(STEPS, max(1, math.floor(left / step + 1e-9)))
+    steps = min(STEPS, max(1, math.floor((allowed - foreign) / step + 1e-9)))
     return max(1, math.floor(steps * step + 1e-9))
 
 
