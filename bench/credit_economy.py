@@ -132,10 +132,11 @@ class Case:
     jobs: int
     unrelated: int = 0
     neighbour: str = ""  # a key of NEIGHBOURS: another client of the key spends part of it
+    feed: bool = False  # the exporter reads the change feed (polling.change_feed)
 
     @property
     def name(self) -> str:
-        return self.neighbour or f"{self.jobs}x{self.unrelated}"
+        return (self.neighbour or f"{self.jobs}x{self.unrelated}") + ("+feed" if self.feed else "")
 
     @property
     def share(self) -> float:
@@ -497,13 +498,16 @@ def describe(item: Applied, cycles: Sequence[float], start: float, scale: float)
 # --- one case --------------------------------------------------------------------------------------------
 
 
-def exporter_config(sim: Simulator, job_ids: Sequence[int], scale: float, credits: int = CREDITS) -> Config:
+def exporter_config(
+    sim: Simulator, job_ids: Sequence[int], scale: float, credits: int = CREDITS, feed: bool = False
+) -> Config:
     document = {
         "api": {"account_id": ACCOUNT, "base_url": sim.base_url},
         "jobs": list(job_ids),
         "polling": {
             "interval_seconds": REAL_INTERVAL / scale,
             "missing_recheck_seconds": REAL_WINDOW / scale,
+            "change_feed": feed,
         },
         "rate_limit": {"credits": credits, "window_seconds": REAL_WINDOW / scale, "reserve": RESERVE},
     }
@@ -550,7 +554,7 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
             sim.start()
             if case.neighbour and not case.abrupt:
                 sim.start_neighbour(neighbour_spend)
-        app = App(exporter_config(sims["exporter"], job_ids, scale, credits), ("127.0.0.1", 0))
+        app = App(exporter_config(sims["exporter"], job_ids, scale, credits, case.feed), ("127.0.0.1", 0))
         naive = NaivePoller(
             sims["naive"].base_url, job_ids, REAL_INTERVAL / scale, REAL_WINDOW / scale, allowed
         )
@@ -685,7 +689,7 @@ def targets(results: Sequence[CaseResult]) -> list[str]:
     p95_100 = REAL_INTERVAL + 5.0
     for row in (r for r in plain if r.case.jobs == 100):
         p95 = row.p95 if row.p95 is not None else math.inf
-        where = f"100 jobs, {row.case.unrelated:,} unrelated, {row.poller}"
+        where = f"100 jobs, {row.case.unrelated:,} unrelated, {row.poller}{' +feed' if row.case.feed else ''}"
         if row.poller == "exporter":
             lines.append(
                 f"- {where}: credits/hour {row.credits_per_hour:,.0f} ≤ 150: "
@@ -704,7 +708,9 @@ def targets(results: Sequence[CaseResult]) -> list[str]:
         p95 = row.p95 if row.p95 is not None else math.inf
         # The naive poller is built to spend exactly the budget: allow for where the measured span cuts a cycle.
         inside = row.credits_per_hour <= BUDGET_TOLERANCE * budget_per_hour and row.rate_limited == 0
-        where = f"1,000 jobs, {row.case.unrelated:,} unrelated, {row.poller}"
+        where = (
+            f"1,000 jobs, {row.case.unrelated:,} unrelated, {row.poller}{' +feed' if row.case.feed else ''}"
+        )
         check = (
             f"p95 staleness {seconds(row.p95)} ≤ {2 * REAL_INTERVAL:.0f} s: {verdict(p95 <= 2 * REAL_INTERVAL)}; "
             f"inside the budget ({row.credits_per_hour:,.0f} ≤ {budget_per_hour:,.0f} credits/hour, "
@@ -785,16 +791,18 @@ def tree_version() -> str:
 def parse_cases(text: str) -> list[Case]:
     cases = []
     for token in (part.strip().lower() for part in text.split(",") if part.strip()):
-        named = token.replace("neighbor", "neighbour")
+        named = token.replace("neighbor", "neighbour").removesuffix("+feed")
+        feed = token.endswith("+feed")
         if named in NEIGHBOURS:
-            cases.append(Case(NEIGHBOUR_JOBS, 0, neighbour=named))
+            cases.append(Case(NEIGHBOUR_JOBS, 0, neighbour=named, feed=feed))
             continue
-        match = re.fullmatch(r"(\d+)x(\d+)", token)
+        match = re.fullmatch(r"(\d+)x(\d+)", named)
         if match is None or int(match.group(1)) < 1:
             raise argparse.ArgumentTypeError(
-                f"bad case {token!r}: use JOBSxUNRELATED (e.g. 100x5000) or one of {', '.join(NEIGHBOURS)}"
+                f"bad case {token!r}: use JOBSxUNRELATED (e.g. 100x5000) or one of {', '.join(NEIGHBOURS)}, "
+                "each optionally with +feed (the exporter reads the change feed)"
             )
-        cases.append(Case(int(match.group(1)), int(match.group(2))))
+        cases.append(Case(int(match.group(1)), int(match.group(2)), feed=feed))
     if not cases:
         raise argparse.ArgumentTypeError("no cases given")
     return cases

@@ -47,6 +47,7 @@ class PollingConfig:
     interval_seconds: float = 60.0
     missing_recheck_seconds: float = 3600.0
     concurrency: int = 4
+    change_feed: bool = False  # read the jobs updated since the last cycle first (see exporter/tasks/jobs.py)
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,9 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
         required=True,
     )
     polling = _mapping(
-        root.get("polling", {}), "polling", {"interval_seconds", "missing_recheck_seconds", "concurrency"}
+        root.get("polling", {}),
+        "polling",
+        {"interval_seconds", "missing_recheck_seconds", "concurrency", "change_feed"},
     )
     rate = _mapping(root.get("rate_limit", {}), "rate_limit", {"credits", "window_seconds", "reserve"})
 
@@ -229,6 +232,7 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
             interval_seconds=_positive(polling, "polling.interval_seconds", 60.0),
             missing_recheck_seconds=_positive(polling, "polling.missing_recheck_seconds", 3600.0),
             concurrency=_positive_int(polling, "polling.concurrency", 4),
+            change_feed=_flag(polling, "polling.change_feed"),
         ),
         rate_limit=_rate_limit(rate),
         state_file=_optional_path(root, "state_file", base_dir),
@@ -373,6 +377,15 @@ def _positive_int(section: Mapping[str, Any], key: str, default: int) -> int:
         raise ConfigError(key, f"must be an integer, got {_type_name(value)}")
     if value <= 0:
         raise ConfigError(key, f"must be greater than 0, got {value}")
+    return value
+
+
+def _flag(section: Mapping[str, Any], key: str) -> bool:
+    value = _raw(section, key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {_type_name(value)}")
     return value
 
 
