@@ -84,7 +84,6 @@ class CreditBudget:
             # A first 429 pauses for 1/60 of the window (1 min an hour), doubling up to a quarter window.
             self._backoff_base = max(1.0, config.window_seconds / 60.0)
             self._backoff_cap = max(self._backoff_base, min(900.0, config.window_seconds / 4.0))
-            self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
             if self._foreign is None or self._foreign.window_seconds != config.window_seconds:
                 self._foreign = ForeignSpend(config.window_seconds)  # readings of another window mean nothing
                 self._foreign_spend = None
@@ -94,6 +93,11 @@ class CreditBudget:
     def _set_share_locked(self) -> None:
         self._share = share(self._limit, self._foreign_spend)
         self._rate = self._share / self._window
+        self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
+        if self._share < self._limit:
+            # Sharing a busy key: a burst saved up at the old pace must not be spent at once at the new one.
+            self._burst = max(1.0, min(self._burst, self._share / 10))
+            self._tokens = min(self._tokens, self._burst)
 
     @property
     def limit(self) -> int:

@@ -76,6 +76,11 @@ class Poller:
         self._cycle = 0
         self._stretched_to: float | None = None
         self._sharing = False  # the key's other clients leave us less than our budget
+        # The last cycle's pacing: when it was due, when it ended, what the next one costs, and the share the
+        # interval was set for; a new share re-times the next cycle at once (see _repace).
+        self._last_due = self._cycle_end = 0.0
+        self._next_cost: tuple[int, int] | None = None
+        self._paced_share: int | None = None
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
         cache.set_watched(config.jobs)
@@ -124,6 +129,7 @@ class Poller:
     def _tick(self) -> None:
         self._heartbeat = self._clock()
         self._apply_pending()
+        self._repace()
         if self._stop.is_set() or self._clock() < self._next_cycle:
             return
         due = self._next_cycle or self._clock()
@@ -137,7 +143,16 @@ class Poller:
             self._progress = self._clock()
         # Counted from when the cycle was due, not from when a tick noticed: ticks come late by up to a tick,
         # and that must not add up cycle after cycle. A cycle that overran starts the next one now.
-        self._next_cycle = max(due + self._interval, self._clock())
+        self._last_due, self._cycle_end = due, self._clock()
+        self._next_cycle = max(due + self._interval, self._cycle_end)
+
+    def _repace(self) -> None:
+        """When our share of the key has changed since the interval was set (a neighbour started or stopped
+        spending), stretch or shrink the wait for the next cycle now, not a whole (possibly long) interval later."""
+        if self._next_cost is None or self._next_cycle == 0.0 or self._budget.share == self._paced_share:
+            return
+        self._set_interval(*self._next_cost)
+        self._next_cycle = max(self._last_due + self._interval, self._cycle_end)
 
     def _tasks(self) -> list[Task]:
         """The tasks of a cycle, in order: discovery's pages refresh the runs on them, which jobs then skips."""
@@ -154,7 +169,8 @@ class Poller:
         if self._state is not None:
             self._state.save(self._cache)
         costs = [task.next_cost(cycle) for task in tasks]
-        self._set_interval(sum(cost.credits for cost in costs), sum(cost.jobs for cost in costs))
+        self._next_cost = (sum(cost.credits for cost in costs), sum(cost.jobs for cost in costs))
+        self._set_interval(*self._next_cost)
         self._publish()
 
     def _discovery_task(self, config: Config) -> DiscoveryTask | None:
@@ -206,7 +222,7 @@ class Poller:
         """Stretch the interval when a cycle's credits at the target interval would exceed our share of the key
         (the budget, less what the key's other clients spend): refreshes come evenly later, not in bursts."""
         target = self._config.polling.interval_seconds
-        share = self._budget.share
+        share = self._paced_share = self._budget.share
         needed = credits_per_cycle * self._budget.window_seconds / share
         interval = max(target, needed)
         self._say_sharing(share)

@@ -30,8 +30,12 @@ import math
 from dataclasses import dataclass
 
 STEPS = 20  # the pace moves in twentieths of our budget: even degradation, no jitter
-TREND_SPAN = 1 / 8  # of the window: the count's rise is measured between two spans of this length
+TREND_SPAN = 1 / 8  # of the window: the level is the mean of one span, the rise a fit over two
 MIN_RISE = 2  # credits: a rise smaller than this (plus 2 % of the key) is noise in the readings
+# A step is lost only to a foreign spend of more than a quarter step beyond it: a reading is off by a credit or
+# two (a request of ours in flight, one that left our log a moment before the API's window), and a budget of
+# 5,000 must not drop a step for that.
+NOISE_STEPS = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,12 @@ class ForeignSpend:
             return None
         span = TREND_SPAN * self._window
         recent = [r.foreign for r in self._readings if r.at > now - span]
-        earlier = [r.foreign for r in self._readings if now - 2 * span < r.at <= now - span]
         level = _mean(recent) if recent else float(self._readings[-1].foreign)
+        trend = [r for r in self._readings if r.at > now - 2 * span]
+        slope = _slope(trend)
         projected = level
-        if earlier and recent:
-            rise = level - _mean(earlier)
-            if rise > MIN_RISE + 0.02 * self._limit:
-                projected = max(level, rise / span * self._window)
+        if slope * 2 * span > MIN_RISE + 0.02 * self._limit:
+            projected = max(level, slope * self._window)
         return min(float(self._limit), projected)
 
 
@@ -88,9 +91,22 @@ def share(allowed: int, foreign: float | None) -> int:
     if foreign is None:
         return allowed
     step = allowed / STEPS
-    steps = min(STEPS, max(1, math.floor((allowed - foreign) / step + 1e-9)))
+    steps = min(STEPS, max(1, math.floor((allowed - foreign) / step + NOISE_STEPS)))
     return max(1, math.floor(steps * step + 1e-9))
 
 
 def _mean(values: list[int]) -> float:
     return sum(values) / len(values)
+
+
+def _slope(readings: list[Reading]) -> float:
+    """Least-squares credits per second over the readings (0 for fewer than three, or all at one moment):
+    steadier than the difference of two readings, each off by a credit or two."""
+    if len(readings) < 3:
+        return 0.0
+    mean_at = sum(r.at for r in readings) / len(readings)
+    mean_foreign = sum(r.foreign for r in readings) / len(readings)
+    spread = sum((r.at - mean_at) ** 2 for r in readings)
+    if spread == 0.0:
+        return 0.0
+    return sum((r.at - mean_at) * (r.foreign - mean_foreign) for r in readings) / spread

@@ -74,9 +74,12 @@ def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed()
 def test_the_share_is_our_budget_less_the_foreign_spend_in_even_steps() -> None:
     assert share(36, None) == 36  # nothing known yet: the configured budget
     assert share(36, 0.0) == 36
-    assert share(36, 13.0) == 21  # 23 left, in steps of 1.8: twelve steps
-    assert share(4500, 1667.0) == 2700  # a third of 5,000 an hour: twelve steps of 225
+    assert share(36, 13.0) == 23  # 23 left, in steps of 1.8: 12.8 steps, within the quarter step of noise of 13
+    assert share(4500, 1667.0) == 2700  # a third of 5,000 an hour: 12.6 steps of 225, so twelve
     assert share(4500, 3333.0) == 1125  # two thirds: five steps
+    # A credit or two of reading noise (a request in flight) costs no step; a quarter step beyond does.
+    assert share(4500, 2.0) == 4500
+    assert share(4500, 0.75 * 225 + 1) == 4275
     # Exhausted by others: one step stays, a slow even heartbeat (the budget's hold keeps the reserve).
     assert share(4500, 4500.0) == 225
     assert share(4500, 10_000.0) == 225
@@ -93,9 +96,12 @@ def test_the_budget_paces_its_requests_to_the_share() -> None:
         assert budget.try_spend()
     budget.observe_api(40, 40 - 10 - 13)
     snapshot = budget.snapshot()
-    assert (snapshot.foreign_spend, snapshot.share, budget.share) == (13.0, 21, 21)
-    # The burst is spent; the next credit comes at the share's pace, 60 s / 21, not the budget's 60 s / 36.
-    assert budget.wait_seconds() == pytest.approx(WINDOW / 21, abs=0.05)
+    assert (snapshot.foreign_spend, snapshot.share, budget.share) == (13.0, 23, 23)
+    # The burst is spent; the next credit comes at the share's pace, 60 s / 23, not the budget's 60 s / 36.
+    assert budget.wait_seconds() == pytest.approx(WINDOW / 23, abs=0.05)
+    # And while sharing, no burst of more than a tenth of the share is saved up for later.
+    clock.now += 10 * WINDOW
+    assert [budget.try_spend() for _ in range(3)] == [True, True, False]
 
 
 def refreshes(sim: Simulator, job_id: int, since: float) -> list[float]:
