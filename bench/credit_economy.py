@@ -94,7 +94,7 @@ RESERVE = 0.1
 ALLOWED = RateLimitConfig(CREDITS, REAL_WINDOW, RESERVE).allowed
 BUDGET_TOLERANCE = 1.01  # "inside the budget": no 429s and at most 1 % over `allowed` per hour, as measured
 NEIGHBOUR_JOBS = 100
-NEIGHBOUR_CREDITS = 300  # a tight key: 100 jobs want about 180 credits an hour of its 270
+NEIGHBOUR_CREDITS = 150  # a tight key: the exporter alone wants about 120 credits an hour of its 135
 NEIGHBOUR_FAILURES = 10  # extra watched running jobs in the neighbour cases, each failing once
 NEIGHBOURS = {  # case name: (share of the key the neighbour spends, idle for the first window)
     "neighbour": (1 / 3, False),

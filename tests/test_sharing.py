@@ -74,7 +74,9 @@ def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed()
 def test_the_share_is_our_budget_less_the_foreign_spend_in_even_steps() -> None:
     assert share(36, None) == 36  # nothing known yet: the configured budget
     assert share(36, 0.0) == 36
-    assert share(36, 13.0) == 23  # 23 left, in steps of 1.8: 12.8 steps, within the quarter step of noise of 13
+    assert (
+        share(36, 13.0) == 23
+    )  # 23 left, in steps of 1.8: 12.8 steps, within the quarter step of noise of 13
     assert share(4500, 1667.0) == 2700  # a third of 5,000 an hour: 12.6 steps of 225, so twelve
     assert share(4500, 3333.0) == 1125  # two thirds: five steps
     # A credit or two of reading noise (a request in flight) costs no step; a quarter step beyond does.
@@ -141,7 +143,7 @@ def test_a_neighbour_spending_a_third_of_a_tight_key_slows_refreshes_evenly_with
     foreign = metrics["integrateio_api_foreign_spend_credits"]
     assert 10.0 <= foreign <= 18.0, foreign
     share_now = metrics["integrateio_budget_share_credits"]
-    assert share_now == share(36, foreign)
+    assert share_now == share(36, foreign) < 36
     # The interval is stretched to the share (5 credits a cycle), not to the budget of 36.
     stretched = max(intervals)
     assert min(intervals) >= 5 * 10.0 / 36
