@@ -1,8 +1,8 @@
 """The credit economy of issue 3: what the exporter spends and how fresh it stays, next to a naive poller.
 
-    python -m bench.credit_economy                  # every case, about 12 minutes on 2 cores
-    python -m bench.credit_economy --quick          # smoke run, under 2 minutes
-    python -m bench.credit_economy --cases 100x0,1000x5000,neighbour
+    python -m bench.credit_economy                  # every case, about 30 minutes on 2 cores
+    python -m bench.credit_economy --quick          # smoke run, under 3 minutes
+    python -m bench.credit_economy --cases 100x0,1000x5000,neighbour,abrupt,neighbour+feed
 
 A benchmark, not a test: it measures and prints a Markdown table and the targets check; it asserts nothing.
 
@@ -18,8 +18,12 @@ share credits), both over real HTTP on loopback:
   over it. It does not read the rate-limit headers and does not retry a 429 (the job waits for its next turn).
 
 Cases: 10, 100 and 1,000 watched running jobs, with 0 and 5,000 unrelated completed jobs in the account
-(``Simulator.add_unrelated_jobs``); and ``neighbour``: 100 jobs while another client of the same key spends a
-third of its credits (``Simulator.start_neighbour``), over several budget windows.
+(``Simulator.add_unrelated_jobs``); and three with another client of the same key (``Simulator.start_neighbour``),
+over several budget windows of a tight key (``--neighbour-credits``, default 150 an hour, of which the exporter
+alone would use about 120 of its 135): ``neighbour`` spends a third of the key, ``neighbour2`` two thirds, and
+``abrupt`` nothing for the first window of the measured period, then two thirds. Those three watch 100 flipping
+jobs and 10 more running jobs that each fail once, at a seeded random moment. Any case name may end in ``+feed``:
+the exporter then reads the change feed (``polling.change_feed``), with the same change schedule as without.
 
 Time compression
 ----------------
@@ -49,6 +53,14 @@ Measurement (``time.monotonic`` throughout)
 * credits per hour: charged requests in the simulator's request log (``sim.requests``, ``r.charged``) from the
   end of the warm-up (two intervals) to the end of the case; split into list pages and single GETs;
 * 429s: answers with status 429 over the whole case, warm-up included;
+* maximum gap: the longest time between two refreshes of one watched job within the measured period — for the
+  exporter, two successive values of its ``integrateio_job_last_success_timestamp_seconds`` seen on /metrics
+  (the exporter's own clock, so scrape timing adds nothing); for the naive poller, two successful GETs of the
+  job. It is printed next to the longest refresh interval in use during the period (the exporter's
+  ``integrateio_refresh_interval_seconds`` as scraped, the naive poller's stretched interval): the target is a
+  gap of at most twice that;
+* failure delay: from a job failing in the simulator to ``failed`` showing (as for staleness below); the
+  neighbour cases report the slowest of their 10 failures;
 * staleness of a status change: from just before ``sim.update_job`` to the change's appearance. For the
   exporter: the end of the first scrape of its /metrics whose ``integrateio_job_status{job_id,status}`` state
   set shows the new status; the bench scrapes every 0.15 s (compressed), which adds up to 0.15 × S s (about
@@ -112,7 +124,9 @@ ACCOUNT = "bench"
 API_KEY = "bench-key-3"
 ACCEPT = "application/vnd.xplenty+json; version=2"
 FIRST_JOB_ID = 1000
-DEFAULT_CASES = "10x0,10x5000,100x0,100x5000,1000x0,1000x5000,neighbour,neighbour2,abrupt"
+DEFAULT_CASES = (
+    "10x0,10x5000,100x0,100x5000,1000x0,1000x5000,neighbour,neighbour2,abrupt,100x5000+feed,neighbour+feed"
+)
 QUICK_CASES = "10x0,100x5000,neighbour"
 POLLERS = ("exporter", "naive")
 STATUS_LINE = re.compile(r'^integrateio_job_status\{job_id="(\d+)",status="([a-z_]+)"\} 1\.0$', re.MULTILINE)
