@@ -13,7 +13,9 @@ flows (the way gitlab-ci-pipelines-exporter splits scheduler tasks → store →
 
 A 429 or a refused key pauses everything (the budget decides for how long); when other clients of the key have
 used all but the reserve, the fetcher waits, reading the free `rate_limit_status` endpoint until the key has
-recovered.
+recovered. Before it comes to that, the interval follows the budget's *share* of the key (its budget less what the
+key's other clients spend, `exporter.sharing`), re-timed as soon as the share changes, so refreshes slow down
+evenly rather than stop.
 """
 
 from __future__ import annotations
