@@ -559,9 +559,13 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
     naive: NaivePoller | None = None
     watcher: MetricsWatcher | None = None
     neighbour_spend = case.share * credits * scale  # its share of every (compressed) window
+
+    def start_neighbours() -> None:
+        for sim in sims.values():
+            sim.start_neighbour(neighbour_spend)
+
     late_neighbour = threading.Timer(
-        WARMUP_INTERVALS * REAL_INTERVAL / scale + REAL_WINDOW / scale,
-        lambda: [sim.start_neighbour(neighbour_spend) for sim in sims.values()],
+        WARMUP_INTERVALS * REAL_INTERVAL / scale + REAL_WINDOW / scale, start_neighbours
     )
     try:
         for sim in sims.values():
@@ -606,8 +610,8 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
     rows = []
     delays: dict[str, list[tuple[float, Applied]]] = {}
     refreshes = {"exporter": watcher.refreshes, "naive": naive.refreshes}
-    shown = [value for at, value in watcher.intervals if start <= at <= end]
-    intervals = {"exporter": max(shown, default=REAL_INTERVAL / scale), "naive": naive.interval}
+    in_use = [value for at, value in watcher.intervals if start <= at <= end]
+    intervals = {"exporter": max(in_use, default=REAL_INTERVAL / scale), "naive": naive.interval}
     for name in POLLERS:
         total, lists, gets, too_many = charged_rates(sims[name], start, end, scale)
         delays[name], missed = staleness(applied[name], observers[name], scale)

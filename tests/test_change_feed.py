@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporter.app import App
-from exporter.config import API_KEY_ENV, ConfigError, parse_config
+from exporter.config import API_KEY_ENV, parse_config
+from exporter.errors import ConfigError
 from exporter.simulator import SimJob, Simulator
 from tests.support import API_KEY, make_config, scrape, wait_until
 
