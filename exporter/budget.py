@@ -68,6 +68,7 @@ class CreditBudget:
         self._api_limit: int | None = None
         self._api_remaining: int | None = None
         self._foreign: ForeignSpend | None = None
+        self._sent_total = 0
         self._foreign_spend: float | None = None
         self.configure(config)
 
@@ -114,6 +115,12 @@ class CreditBudget:
             return self._share
 
     @property
+    def sent_total(self) -> int:
+        """Requests sent since start: what a stretch of work really cost is the difference of two readings."""
+        with self._lock:
+            return self._sent_total
+
+    @property
     def foreign_spend(self) -> float | None:
         """Credits per window the key's other clients spend, as estimated; None before the API told us."""
         with self._lock:
@@ -130,6 +137,7 @@ class CreditBudget:
                 # requests queued during the pause do not all meet the same 429 or 401 at once.
                 self._probe_in_flight = True
             self._sent.append(now)
+            self._sent_total += 1
             self._tokens -= 1.0
             if self._api_remaining is not None:
                 self._api_remaining -= 1  # until the answer's header corrects it

@@ -83,6 +83,7 @@ class Poller:
         self._last_due = self._cycle_end = 0.0
         self._next_cost: tuple[int, int] | None = None
         self._paced_share: int | None = None
+        self._spent_per_cycle: float | None = None  # credits a cycle really cost, smoothed (see _run_cycle)
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
         cache.set_watched(config.jobs)
@@ -165,13 +166,23 @@ class Poller:
         self._retries.cycle = self._cycle
         cycle = Cycle(self._cycle)
         tasks = self._tasks()
+        sent_before = self._budget.sent_total
         for task in tasks:
             task.run(cycle)
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         if self._state is not None:
             self._state.save(self._cache)
         costs = [task.next_cost(cycle) for task in tasks]
-        self._next_cost = (sum(cost.credits for cost in costs), sum(cost.jobs for cost in costs))
+        # The tasks' estimate leaves out what no plan knows ahead: confirming GETs, a list grown by a page. While
+        # the interval is stretched to a share those would overrun every cycle, so pace by what cycles really
+        # cost when that is more (smoothed; the first cycle, a cold start, does not count).
+        estimate = sum(cost.credits for cost in costs)
+        if self._cycle > 1:
+            spent = float(self._budget.sent_total - sent_before)
+            last = self._spent_per_cycle
+            self._spent_per_cycle = spent if last is None else 0.7 * last + 0.3 * spent
+            estimate = max(estimate, round(self._spent_per_cycle))
+        self._next_cost = (estimate, sum(cost.jobs for cost in costs))
         self._set_interval(*self._next_cost)
         self._publish()
 
