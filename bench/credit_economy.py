@@ -1,8 +1,8 @@
 """The credit economy of issue 3: what the exporter spends and how fresh it stays, next to a naive poller.
 
-    python -m bench.credit_economy                  # every case, about 12 minutes on 2 cores
-    python -m bench.credit_economy --quick          # smoke run, under 2 minutes
-    python -m bench.credit_economy --cases 100x0,1000x5000,neighbour
+    python -m bench.credit_economy                  # every case, about 30 minutes on 2 cores
+    python -m bench.credit_economy --quick          # smoke run, under 3 minutes
+    python -m bench.credit_economy --cases 100x0,1000x5000,neighbour,abrupt,neighbour+feed
 
 A benchmark, not a test: it measures and prints a Markdown table and the targets check; it asserts nothing.
 
@@ -18,8 +18,12 @@ share credits), both over real HTTP on loopback:
   over it. It does not read the rate-limit headers and does not retry a 429 (the job waits for its next turn).
 
 Cases: 10, 100 and 1,000 watched running jobs, with 0 and 5,000 unrelated completed jobs in the account
-(``Simulator.add_unrelated_jobs``); and ``neighbour``: 100 jobs while another client of the same key spends a
-third of its credits (``Simulator.start_neighbour``), over several budget windows.
+(``Simulator.add_unrelated_jobs``); and three with another client of the same key (``Simulator.start_neighbour``),
+over several budget windows of a tight key (``--neighbour-credits``, default 150 an hour, of which the exporter
+alone would use about 120 of its 135): ``neighbour`` spends a third of the key, ``neighbour2`` two thirds, and
+``abrupt`` nothing for the first window of the measured period, then two thirds. Those three watch 100 flipping
+jobs and 10 more running jobs that each fail once, at a seeded random moment. Any case name may end in ``+feed``:
+the exporter then reads the change feed (``polling.change_feed``), with the same change schedule as without.
 
 Time compression
 ----------------
@@ -49,6 +53,14 @@ Measurement (``time.monotonic`` throughout)
 * credits per hour: charged requests in the simulator's request log (``sim.requests``, ``r.charged``) from the
   end of the warm-up (two intervals) to the end of the case; split into list pages and single GETs;
 * 429s: answers with status 429 over the whole case, warm-up included;
+* maximum gap: the longest time between two refreshes of one watched job within the measured period — for the
+  exporter, two successive values of its ``integrateio_job_last_success_timestamp_seconds`` seen on /metrics
+  (the exporter's own clock, so scrape timing adds nothing); for the naive poller, two successful GETs of the
+  job. It is printed next to the longest refresh interval in use during the period (the exporter's
+  ``integrateio_refresh_interval_seconds`` as scraped, the naive poller's stretched interval): the target is a
+  gap of at most twice that;
+* failure delay: from a job failing in the simulator to ``failed`` showing (as for staleness below); the
+  neighbour cases report the slowest of their 10 failures;
 * staleness of a status change: from just before ``sim.update_job`` to the change's appearance. For the
   exporter: the end of the first scrape of its /metrics whose ``integrateio_job_status{job_id,status}`` state
   set shows the new status; the bench scrapes every 0.15 s (compressed), which adds up to 0.15 × S s (about
@@ -93,18 +105,35 @@ CREDITS = 5000
 RESERVE = 0.1
 ALLOWED = RateLimitConfig(CREDITS, REAL_WINDOW, RESERVE).allowed
 BUDGET_TOLERANCE = 1.01  # "inside the budget": no 429s and at most 1 % over `allowed` per hour, as measured
-NEIGHBOUR_SHARE = 1 / 3
 NEIGHBOUR_JOBS = 100
+NEIGHBOUR_CREDITS = 150  # a tight key: the exporter alone wants about 120 credits an hour of its 135
+NEIGHBOUR_FAILURES = 10  # extra watched running jobs in the neighbour cases, each failing once
+NEIGHBOURS = {  # case name: (share of the key the neighbour spends, idle for the first window)
+    "neighbour": (1 / 3, False),
+    "neighbour2": (2 / 3, False),
+    "abrupt": (2 / 3, True),
+}
+ABRUPT_FEW = 3
+NEIGHBOURS_NOTE = (
+    "neighbour: a third of the key; neighbour2: two thirds; abrupt: idle for the first window, then two thirds. "
+    f"{NEIGHBOUR_JOBS} running jobs flip as in the other cases and {NEIGHBOUR_FAILURES} more fail once each."
+)  # "at most a few" 429s when the neighbour changes pace abruptly
 WARMUP_INTERVALS = 2
 SCRAPE_PERIOD = 0.15
 ACCOUNT = "bench"
 API_KEY = "bench-key-3"
 ACCEPT = "application/vnd.xplenty+json; version=2"
 FIRST_JOB_ID = 1000
-DEFAULT_CASES = "10x0,10x5000,100x0,100x5000,1000x0,1000x5000,neighbour"
+DEFAULT_CASES = (
+    "10x0,10x5000,100x0,100x5000,1000x0,1000x5000,neighbour,neighbour2,abrupt,100x5000+feed,neighbour+feed"
+)
 QUICK_CASES = "10x0,100x5000,neighbour"
 POLLERS = ("exporter", "naive")
 STATUS_LINE = re.compile(r'^integrateio_job_status\{job_id="(\d+)",status="([a-z_]+)"\} 1\.0$', re.MULTILINE)
+SUCCESS_LINE = re.compile(
+    r'^integrateio_job_last_success_timestamp_seconds\{job_id="(\d+)"\} (\S+)$', re.MULTILINE
+)
+INTERVAL_LINE = re.compile(r"^integrateio_refresh_interval_seconds (\S+)$", re.MULTILINE)
 
 log = logging.getLogger("bench.credit_economy")
 
@@ -116,17 +145,35 @@ log = logging.getLogger("bench.credit_economy")
 class Case:
     jobs: int
     unrelated: int = 0
-    neighbour: bool = False
+    neighbour: str = ""  # a key of NEIGHBOURS: another client of the key spends part of it
+    feed: bool = False  # the exporter reads the change feed (polling.change_feed)
 
     @property
     def name(self) -> str:
-        return "neighbour" if self.neighbour else f"{self.jobs}x{self.unrelated}"
+        return (self.neighbour or f"{self.jobs}x{self.unrelated}") + ("+feed" if self.feed else "")
+
+    @property
+    def share(self) -> float:
+        """The share of the key the neighbour spends (0 without one)."""
+        return NEIGHBOURS[self.neighbour][0] if self.neighbour else 0.0
+
+    @property
+    def abrupt(self) -> bool:
+        """The neighbour idles for the first window of the measured period, then spends its share."""
+        return NEIGHBOURS[self.neighbour][1] if self.neighbour else False
+
+    def describe(self) -> str:
+        if not self.neighbour:
+            return self.name
+        share = "a third" if self.share < 0.5 else "two thirds"
+        return f"{self.name} ({share} of the key{', after a first idle window' if self.abrupt else ''})"
 
 
 @dataclass(frozen=True)
 class Settings:
     scale: float
     neighbour_scale: float
+    neighbour_credits: int
     intervals: int
     neighbour_windows: float
     changes_per_hour: float
@@ -151,9 +198,9 @@ class Applied:
     change: Change
 
 
-def naive_interval(jobs: int) -> float:
+def naive_interval(jobs: int, allowed: int = ALLOWED) -> float:
     """The naive poller's real-world interval: 60 s, or stretched until one GET per job fits the budget."""
-    return max(REAL_INTERVAL, jobs * REAL_WINDOW / ALLOWED)
+    return max(REAL_INTERVAL, jobs * REAL_WINDOW / allowed)
 
 
 def plan_changes(
@@ -172,6 +219,11 @@ def plan_changes(
         changes += [Change(start, job_id, "queued"), Change(start + dwell, job_id, "running")]
         free_at[job_id] = start + dwell + 1.25 * rest
     return sorted(changes, key=lambda change: change.at)
+
+
+def plan_failures(job_ids: Sequence[int], span: float, rng: random.Random) -> list[Change]:
+    """Each of ``job_ids`` fails once, at a random moment of the measured span (not in its last tenth)."""
+    return [Change(rng.uniform(0.0, 0.9 * span), job_id, "failed") for job_id in job_ids]
 
 
 def queued_share(changes: Sequence[Change], jobs: int, span: float) -> float:
@@ -209,12 +261,34 @@ class Sightings:
             return list(self._log.get(job_id, ()))
 
 
+class Refreshes:
+    """When an observer refreshed each job (wall-clock times, distinct), for the gaps between refreshes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: dict[int, set[float]] = defaultdict(set)
+
+    def add(self, job_id: int, at: float) -> None:
+        with self._lock:
+            self._times[job_id].add(at)
+
+    def max_gap(self, start: float, end: float) -> float | None:
+        """The longest time between two refreshes of one job, both within [start, end]."""
+        with self._lock:
+            series = [sorted(t for t in times if start <= t <= end) for times in self._times.values()]
+        gaps = [b - a for times in series for a, b in itertools.pairwise(times)]
+        return max(gaps) if gaps else None
+
+
 class NaivePoller:
     """The plain way: GET every job once per interval, stretched only as far as the budget forces it."""
 
-    def __init__(self, base_url: str, job_ids: Sequence[int], interval: float, window: float) -> None:
-        self.interval = max(interval, len(job_ids) * window / ALLOWED)
+    def __init__(
+        self, base_url: str, job_ids: Sequence[int], interval: float, window: float, allowed: int = ALLOWED
+    ) -> None:
+        self.interval = max(interval, len(job_ids) * window / allowed)
         self.sightings = Sightings()
+        self.refreshes = Refreshes()
         self._jobs = list(job_ids)
         self._url = f"{base_url}/{ACCOUNT}/api/jobs/"
         self._session = requests.Session()
@@ -251,6 +325,7 @@ class NaivePoller:
         status = response.json().get("status")
         if isinstance(status, str):
             self.sightings.show(job_id, status, time.monotonic())
+            self.refreshes.add(job_id, time.time())
 
 
 class MetricsWatcher:
@@ -258,6 +333,8 @@ class MetricsWatcher:
 
     def __init__(self, url: str, period: float) -> None:
         self.sightings = Sightings()
+        self.refreshes = Refreshes()  # the exporter's integrateio_job_last_success_timestamp_seconds values
+        self.intervals: list[tuple[float, float]] = []  # (monotonic, integrateio_refresh_interval_seconds)
         self.scrapes = 0
         self.failures = 0
         self.busy = 0.0
@@ -294,6 +371,11 @@ class MetricsWatcher:
             done = time.monotonic()
             for job_id, status in STATUS_LINE.findall(body):
                 self.sightings.show(int(job_id), status, done)
+            for job_id, at in SUCCESS_LINE.findall(body):
+                self.refreshes.add(int(job_id), float(at))
+            interval = INTERVAL_LINE.search(body)
+            if interval is not None:
+                self.intervals.append((done, float(interval.group(1))))
             self.scrapes += 1
             self.busy += done - began
             self.last_body = body
@@ -336,6 +418,10 @@ class Row:
     staleness: tuple[float, ...]
     changes: int
     missed: int
+    max_gap: float | None = None  # real seconds: the longest time between two refreshes of a job
+    interval: float | None = None  # real seconds: the longest (stretched) interval in use while measured
+    failures: tuple[float, ...] = ()  # real seconds from a job failing to the failure showing
+    failures_total: int = 0
 
     @property
     def median(self) -> float | None:
@@ -426,22 +512,26 @@ def describe(item: Applied, cycles: Sequence[float], start: float, scale: float)
 # --- one case --------------------------------------------------------------------------------------------
 
 
-def exporter_config(sim: Simulator, job_ids: Sequence[int], scale: float) -> Config:
+def exporter_config(
+    sim: Simulator, job_ids: Sequence[int], scale: float, credits: int = CREDITS, feed: bool = False
+) -> Config:
     document = {
         "api": {"account_id": ACCOUNT, "base_url": sim.base_url},
         "jobs": list(job_ids),
         "polling": {
             "interval_seconds": REAL_INTERVAL / scale,
             "missing_recheck_seconds": REAL_WINDOW / scale,
+            "change_feed": feed,
         },
-        "rate_limit": {"credits": CREDITS, "window_seconds": REAL_WINDOW / scale, "reserve": RESERVE},
+        "rate_limit": {"credits": credits, "window_seconds": REAL_WINDOW / scale, "reserve": RESERVE},
     }
     return parse_config(document, base_dir=Path("."), environ={API_KEY_ENV: API_KEY})
 
 
-def build_simulator(case: Case, scale: float) -> tuple[Simulator, list[int]]:
-    sim = Simulator(ACCOUNT, API_KEY, CREDITS, REAL_WINDOW / scale)
-    job_ids = add_running_jobs(sim, case.jobs, first_id=FIRST_JOB_ID)
+def build_simulator(case: Case, scale: float, credits: int) -> tuple[Simulator, list[int]]:
+    sim = Simulator(ACCOUNT, API_KEY, credits, REAL_WINDOW / scale)
+    jobs = case.jobs + (NEIGHBOUR_FAILURES if case.neighbour else 0)
+    job_ids = add_running_jobs(sim, jobs, first_id=FIRST_JOB_ID)
     if case.unrelated:
         sim.add_unrelated_jobs(case.unrelated, status="completed")
     return sim, job_ids
@@ -450,18 +540,17 @@ def build_simulator(case: Case, scale: float) -> tuple[Simulator, list[int]]:
 def run_case(case: Case, settings: Settings) -> CaseResult:
     began = time.monotonic()
     scale = settings.neighbour_scale if case.neighbour else settings.scale
-    rest = naive_interval(case.jobs)
+    credits = settings.neighbour_credits if case.neighbour else CREDITS
+    allowed = RateLimitConfig(credits, REAL_WINDOW, RESERVE).allowed
     span = settings.neighbour_windows * REAL_WINDOW if case.neighbour else settings.intervals * REAL_INTERVAL
-    built = {name: build_simulator(case, scale) for name in POLLERS}
+    built = {name: build_simulator(case, scale, credits) for name in POLLERS}
     job_ids = built["exporter"][1]
+    rest = naive_interval(len(job_ids), allowed)
     sims = {name: sim for name, (sim, _) in built.items()}
-    changes = plan_changes(
-        job_ids,
-        span,
-        rest,
-        settings.changes_per_hour,
-        random.Random(f"{settings.seed}:{case.jobs}:{case.neighbour}"),
-    )
+    rng = random.Random(f"{settings.seed}:{case.jobs}:{case.neighbour}")
+    flipping, failing = job_ids[: case.jobs], job_ids[case.jobs :]
+    flips = plan_changes(flipping, span, rest, settings.changes_per_hour, rng)
+    changes = sorted([*flips, *plan_failures(failing, span, rng)], key=lambda change: change.at)
     applied: dict[str, list[Applied]] = {name: [] for name in POLLERS}
     tally = LogTally(settings.verbose)
     exporter_log = logging.getLogger("exporter")
@@ -469,21 +558,34 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
     app: App | None = None
     naive: NaivePoller | None = None
     watcher: MetricsWatcher | None = None
+    neighbour_spend = case.share * credits * scale  # its share of every (compressed) window
+
+    def start_neighbours() -> None:
+        for sim in sims.values():
+            sim.start_neighbour(neighbour_spend)
+
+    late_neighbour = threading.Timer(
+        WARMUP_INTERVALS * REAL_INTERVAL / scale + REAL_WINDOW / scale, start_neighbours
+    )
     try:
         for sim in sims.values():
             sim.start()
-            if case.neighbour:
-                sim.start_neighbour(NEIGHBOUR_SHARE * CREDITS * scale)  # a third of every (compressed) window
-        app = App(exporter_config(sims["exporter"], job_ids, scale), ("127.0.0.1", 0))
-        naive = NaivePoller(sims["naive"].base_url, job_ids, REAL_INTERVAL / scale, REAL_WINDOW / scale)
+            if case.neighbour and not case.abrupt:
+                sim.start_neighbour(neighbour_spend)
+        app = App(exporter_config(sims["exporter"], job_ids, scale, credits, case.feed), ("127.0.0.1", 0))
+        naive = NaivePoller(
+            sims["naive"].base_url, job_ids, REAL_INTERVAL / scale, REAL_WINDOW / scale, allowed
+        )
         watcher = MetricsWatcher(app.url("/metrics"), SCRAPE_PERIOD)
         observers = {"exporter": watcher.sightings, "naive": naive.sightings}
         app.start()
         naive.start()
         watcher.start()
+        if case.abrupt:
+            late_neighbour.start()
         time.sleep(WARMUP_INTERVALS * REAL_INTERVAL / scale)
 
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         for change in changes:
             time.sleep(max(0.0, start + change.at / scale - time.monotonic()))
             for name, sim in sims.items():
@@ -495,8 +597,9 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
             if all(staleness(applied[name], observers[name], scale)[1] == 0 for name in POLLERS):
                 break
             time.sleep(0.25)
-        end = time.monotonic()
+        end, end_wall = time.monotonic(), time.time()
     finally:
+        late_neighbour.cancel()
         for stoppable in (watcher, naive, app):
             if stoppable is not None:
                 stoppable.stop()
@@ -506,15 +609,42 @@ def run_case(case: Case, settings: Settings) -> CaseResult:
 
     rows = []
     delays: dict[str, list[tuple[float, Applied]]] = {}
+    refreshes = {"exporter": watcher.refreshes, "naive": naive.refreshes}
+    in_use = [value for at, value in watcher.intervals if start <= at <= end]
+    intervals = {"exporter": max(in_use, default=REAL_INTERVAL / scale), "naive": naive.interval}
     for name in POLLERS:
         total, lists, gets, too_many = charged_rates(sims[name], start, end, scale)
         delays[name], missed = staleness(applied[name], observers[name], scale)
-        values = tuple(delay for delay, _ in delays[name])
-        rows.append(Row(case, name, total, lists, gets, too_many, values, len(applied[name]), missed))
+        values = tuple(delay for delay, item in delays[name] if item.change.status != "failed")
+        failed = tuple(delay for delay, item in delays[name] if item.change.status == "failed")
+        gap = refreshes[name].max_gap(start_wall, end_wall)
+        rows.append(
+            Row(
+                case,
+                name,
+                total,
+                lists,
+                gets,
+                too_many,
+                values,
+                sum(1 for item in applied[name] if item.change.status != "failed"),
+                missed - (len(failing) - len(failed)),
+                max_gap=None if gap is None else gap * scale,
+                interval=intervals[name] * scale,
+                failures=failed,
+                failures_total=len(failing),
+            )
+        )
     result = CaseResult(case, scale, rows, wall=time.monotonic() - began)
+    if case.neighbour:
+        result.notes.append(
+            f"key of {credits:,} credits/hour; neighbour {neighbour_spend / scale:,.0f} credits/hour"
+            + (f", from {REAL_WINDOW / 60:.0f} min into the measured period" if case.abrupt else "")
+            + f"; {len(failing)} more watched running jobs fail once each"
+        )
     result.notes.append(
         f"scale {scale:g}; measured {(end - start) * scale / 60:.0f} real min; {len(changes)} changes; "
-        f"on average {100 * queued_share(changes, case.jobs, span):.1f} % of the watched jobs queued; "
+        f"on average {100 * queued_share(flips, case.jobs, span):.1f} % of the watched jobs queued; "
         f"naive interval {naive.interval * scale:.0f} s"
     )
     refresh = re.search(r"^integrateio_refresh_interval_seconds (\S+)$", watcher.last_body, re.MULTILINE)
@@ -549,14 +679,17 @@ def seconds(value: float | None) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| jobs | unrelated | poller | credits/hour | 429s | staleness median | staleness p95 | changes seen |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| case | jobs | unrelated | poller | credits/hour | 429s | staleness median | staleness p95 | changes seen "
+        "| max gap (interval) | failure delay max | failures seen |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        failures = f"{len(row.failures)}/{row.failures_total}" if row.failures_total else "–"
         lines.append(
-            f"| {row.case.jobs:,} | {row.case.unrelated:,} | {row.poller} | {row.credits_per_hour:,.0f} "
-            f"| {row.rate_limited:,} | {seconds(row.median)} | {seconds(row.p95)} "
-            f"| {row.changes - row.missed}/{row.changes} |"
+            f"| {row.case.name} | {row.case.jobs:,} | {row.case.unrelated:,} | {row.poller} "
+            f"| {row.credits_per_hour:,.0f} | {row.rate_limited:,} | {seconds(row.median)} | {seconds(row.p95)} "
+            f"| {row.changes - row.missed}/{row.changes} | {seconds(row.max_gap)} ({seconds(row.interval)}) "
+            f"| {seconds(max(row.failures, default=None))} | {failures} |"
         )
     return lines
 
@@ -574,7 +707,7 @@ def targets(results: Sequence[CaseResult]) -> list[str]:
     p95_100 = REAL_INTERVAL + 5.0
     for row in (r for r in plain if r.case.jobs == 100):
         p95 = row.p95 if row.p95 is not None else math.inf
-        where = f"100 jobs, {row.case.unrelated:,} unrelated, {row.poller}"
+        where = f"100 jobs, {row.case.unrelated:,} unrelated, {row.poller}{' +feed' if row.case.feed else ''}"
         if row.poller == "exporter":
             lines.append(
                 f"- {where}: credits/hour {row.credits_per_hour:,.0f} ≤ 150: "
@@ -593,7 +726,9 @@ def targets(results: Sequence[CaseResult]) -> list[str]:
         p95 = row.p95 if row.p95 is not None else math.inf
         # The naive poller is built to spend exactly the budget: allow for where the measured span cuts a cycle.
         inside = row.credits_per_hour <= BUDGET_TOLERANCE * budget_per_hour and row.rate_limited == 0
-        where = f"1,000 jobs, {row.case.unrelated:,} unrelated, {row.poller}"
+        where = (
+            f"1,000 jobs, {row.case.unrelated:,} unrelated, {row.poller}{' +feed' if row.case.feed else ''}"
+        )
         check = (
             f"p95 staleness {seconds(row.p95)} ≤ {2 * REAL_INTERVAL:.0f} s: {verdict(p95 <= 2 * REAL_INTERVAL)}; "
             f"inside the budget ({row.credits_per_hour:,.0f} ≤ {budget_per_hour:,.0f} credits/hour, "
@@ -602,11 +737,22 @@ def targets(results: Sequence[CaseResult]) -> list[str]:
         if row.poller == "naive" and p95 > 2 * REAL_INTERVAL:
             check += f" — misses {2 * REAL_INTERVAL:.0f} s by {p95 - 2 * REAL_INTERVAL:.0f} s"
         lines.append(f"- {where}: {check}")
-    for row in (r for r in rows if r.case.neighbour):
-        lines.append(
-            f"- neighbour spending a third of the key, {row.poller}: {row.rate_limited} 429s"
-            + (f" (target zero: {verdict(row.rate_limited == 0)})" if row.poller == "exporter" else "")
+    for row in (r for r in rows if r.case.neighbour and r.poller == "exporter"):
+        gap = row.max_gap if row.max_gap is not None else math.inf
+        interval = row.interval or REAL_INTERVAL
+        check = f"max gap {seconds(row.max_gap)} ≤ 2 × {seconds(interval)}: {verdict(gap <= 2 * interval)}; "
+        if row.case.abrupt:
+            check += f"{row.rate_limited} 429s ≤ {ABRUPT_FEW}: {verdict(row.rate_limited <= ABRUPT_FEW)}"
+        elif row.case.share < 0.5:
+            check += f"{row.rate_limited} 429s, target zero: {verdict(row.rate_limited == 0)}"
+        else:
+            check += f"{row.rate_limited} 429s (no target)"
+        slowest = max(row.failures, default=None)
+        check += (
+            f"; failures seen {len(row.failures)}/{row.failures_total}, the slowest after {seconds(slowest)}"
+            " (reported, no target)"
         )
+        lines.append(f"- {row.case.describe()}, exporter: {check}")
     return lines or ["- (no case of the targets ran)"]
 
 
@@ -626,9 +772,13 @@ def report(results: Sequence[CaseResult], settings: Settings, wall: float, tree:
     if plain:
         out += [*table(plain), ""]
     if neighbour:
-        share = f"{NEIGHBOUR_SHARE * CREDITS:,.0f}"
         windows = f"{settings.neighbour_windows:g} window{'' if settings.neighbour_windows == 1 else 's'}"
-        out += [f"Neighbour spending a third of the key ({share} credits/hour), {windows} of 1 hour:", ""]
+        out += [
+            f"Another client of the key spending part of it, on a tight key of {settings.neighbour_credits:,} "
+            f"credits/hour (so that the exporter's own demand is close to its budget), {windows} of 1 hour; "
+            f"{NEIGHBOURS_NOTE}",
+            "",
+        ]
         out += [*table(neighbour), ""]
     out += ["Targets:", "", *targets(results), "", "Notes per case:", ""]
     for result in results:
@@ -659,15 +809,18 @@ def tree_version() -> str:
 def parse_cases(text: str) -> list[Case]:
     cases = []
     for token in (part.strip().lower() for part in text.split(",") if part.strip()):
-        if token in ("neighbour", "neighbor"):
-            cases.append(Case(NEIGHBOUR_JOBS, 0, neighbour=True))
+        named = token.replace("neighbor", "neighbour").removesuffix("+feed")
+        feed = token.endswith("+feed")
+        if named in NEIGHBOURS:
+            cases.append(Case(NEIGHBOUR_JOBS, 0, neighbour=named, feed=feed))
             continue
-        match = re.fullmatch(r"(\d+)x(\d+)", token)
+        match = re.fullmatch(r"(\d+)x(\d+)", named)
         if match is None or int(match.group(1)) < 1:
             raise argparse.ArgumentTypeError(
-                f"bad case {token!r}: use JOBSxUNRELATED (e.g. 100x5000) or neighbour"
+                f"bad case {token!r}: use JOBSxUNRELATED (e.g. 100x5000) or one of {', '.join(NEIGHBOURS)}, "
+                "each optionally with +feed (the exporter reads the change feed)"
             )
-        cases.append(Case(int(match.group(1)), int(match.group(2))))
+        cases.append(Case(int(match.group(1)), int(match.group(2)), feed=feed))
     if not cases:
         raise argparse.ArgumentTypeError("no cases given")
     return cases
@@ -684,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cases",
         type=parse_cases,
-        help=f"comma-separated JOBSxUNRELATED or neighbour (default {DEFAULT_CASES})",
+        help=f"comma-separated JOBSxUNRELATED or {', '.join(NEIGHBOURS)} (default {DEFAULT_CASES})",
     )
     parser.add_argument(
         "--scale", type=float, default=20.0, help="time compression of the plain cases (default 20)"
@@ -693,7 +846,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--neighbour-scale",
         type=float,
         default=60.0,
-        help="time compression of the neighbour case (default 60)",
+        help="time compression of the neighbour cases (default 60)",
+    )
+    parser.add_argument(
+        "--neighbour-credits",
+        type=int,
+        default=NEIGHBOUR_CREDITS,
+        help=f"the key's credits per hour in the neighbour cases (default {NEIGHBOUR_CREDITS})",
     )
     parser.add_argument(
         "--intervals", type=int, help="measured intervals of changes per plain case (default 15, quick 5)"
@@ -715,6 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(
         scale=args.scale,
         neighbour_scale=args.neighbour_scale,
+        neighbour_credits=args.neighbour_credits,
         intervals=args.intervals or (5 if args.quick else 15),
         neighbour_windows=args.neighbour_windows or (1.0 if args.quick else 3.0),
         changes_per_hour=args.changes_per_hour,

@@ -13,8 +13,14 @@ Three things limit us, and the ledger answers "may I send one more request now?"
    for hours.
 
 On top of these hard limits, a token bucket smooths the pace: at most `burst` requests back to back, then the
-budget's average rate. A restart with a thousand jobs to fetch, or a cycle of many single GETs, is spread out
-instead of arriving at the API as a stampede.
+average rate of our *share* of the key. A restart with a thousand jobs to fetch, or a cycle of many single GETs,
+is spread out instead of arriving at the API as a stampede.
+
+The share (`exporter.sharing`) is what the key sustainably leaves us once its other clients have spent theirs:
+every reading of the key's remaining credits, set against our own log of sends, tells what the others spend.
+The poller stretches its interval to the share and the token bucket spreads requests at its rate, so that a
+busy neighbour makes every refresh a little later instead of letting us run the key down to the reserve and
+then hold with nothing refreshed.
 
 The ledger does no I/O and never sleeps: callers ask `wait_seconds()` and sleep on their own stop event.
 """
@@ -28,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.config import RateLimitConfig
+from exporter.sharing import ForeignSpend, share
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class BudgetSnapshot:
     api_limit: int | None
     api_remaining: int | None
     held_by_api: bool
+    foreign_spend: float | None = None  # credits per window the key's other clients spend, as estimated
+    share: int | None = None  # credits per window we pace ourselves to: the limit, less what others spend
 
 
 class CreditBudget:
@@ -58,6 +67,9 @@ class CreditBudget:
         self._tokens_at = clock()
         self._api_limit: int | None = None
         self._api_remaining: int | None = None
+        self._foreign: ForeignSpend | None = None
+        self._sent_total = 0
+        self._foreign_spend: float | None = None
         self.configure(config)
 
     def configure(self, config: RateLimitConfig) -> None:
@@ -73,9 +85,20 @@ class CreditBudget:
             # A first 429 pauses for 1/60 of the window (1 min an hour), doubling up to a quarter window.
             self._backoff_base = max(1.0, config.window_seconds / 60.0)
             self._backoff_cap = max(self._backoff_base, min(900.0, config.window_seconds / 4.0))
-            self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
-            self._rate = self._limit / config.window_seconds
+            if self._foreign is None or self._foreign.window_seconds != config.window_seconds:
+                self._foreign = ForeignSpend(config.window_seconds)  # readings of another window mean nothing
+                self._foreign_spend = None
+            self._set_share_locked()
             self._tokens = min(self._burst, max(self._tokens, self._burst if not self._sent else 0.0))
+
+    def _set_share_locked(self) -> None:
+        self._share = share(self._limit, self._foreign_spend)
+        self._rate = self._share / self._window
+        self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
+        if self._share < self._limit:
+            # Sharing a busy key: a burst saved up at the old pace must not be spent at once at the new one.
+            self._burst = max(1.0, min(self._burst, self._share / 10))
+            self._tokens = min(self._tokens, self._burst)
 
     @property
     def limit(self) -> int:
@@ -84,6 +107,24 @@ class CreditBudget:
     @property
     def window_seconds(self) -> float:
         return self._window
+
+    @property
+    def share(self) -> int:
+        """Credits per window we pace ourselves to: `limit`, less what the key's other clients spend."""
+        with self._lock:
+            return self._share
+
+    @property
+    def sent_total(self) -> int:
+        """Requests sent since start: what a stretch of work really cost is the difference of two readings."""
+        with self._lock:
+            return self._sent_total
+
+    @property
+    def foreign_spend(self) -> float | None:
+        """Credits per window the key's other clients spend, as estimated; None before the API told us."""
+        with self._lock:
+            return self._foreign_spend
 
     def try_spend(self) -> bool:
         """Take one credit if every limit allows a request now; the caller sends exactly one request on True."""
@@ -96,6 +137,7 @@ class CreditBudget:
                 # requests queued during the pause do not all meet the same 429 or 401 at once.
                 self._probe_in_flight = True
             self._sent.append(now)
+            self._sent_total += 1
             self._tokens -= 1.0
             if self._api_remaining is not None:
                 self._api_remaining -= 1  # until the answer's header corrects it
@@ -137,6 +179,12 @@ class CreditBudget:
                 self._api_limit = limit
             if remaining is not None and remaining >= 0:
                 self._api_remaining = remaining
+                if self._api_limit is not None and self._foreign is not None:
+                    now = self._clock()
+                    own = sum(1 for sent in self._sent if sent > now - self._window)
+                    self._foreign.observe(now, self._api_limit, remaining, own)
+                    self._foreign_spend = self._foreign.estimate(now)
+                    self._set_share_locked()
 
     def held_by_api(self) -> bool:
         """True while other clients of the key have left no more than the reserve: we wait for it to recover."""
@@ -183,4 +231,6 @@ class CreditBudget:
                 api_limit=self._api_limit,
                 api_remaining=self._api_remaining,
                 held_by_api=self._held_by_api_locked(),
+                foreign_spend=self._foreign_spend,
+                share=self._share,
             )

@@ -52,6 +52,7 @@ class PollingConfig:
     missing_recheck_seconds: float = 3600.0
     concurrency: int = 4
     outputs_refresh_seconds: float = 300.0
+    change_feed: bool = False  # read the jobs updated since the last cycle first (see exporter/tasks/jobs.py)
 
 
 @dataclass(frozen=True)
@@ -402,6 +403,9 @@ def _polling(polling: Mapping[str, Any]) -> PollingConfig:
             default(PollingConfig, "outputs_refresh_seconds"),
             most=MAX_INTERVAL_SECONDS,
         ),
+        change_feed=default(PollingConfig, "change_feed")
+        if polling.get("change_feed") is None
+        else validate.boolean(polling["change_feed"], "polling.change_feed"),
     )
 
 

@@ -53,12 +53,14 @@ from exporter.metrics import (
     ACCOUNT_FAMILIES,
     ACCOUNT_LABEL,
     API_BACKOFF,
+    API_FOREIGN_SPEND,
     API_LIMIT,
     API_REMAINING,
     API_REQUESTS,
     API_UP,
     BUDGET_LIMIT,
     BUDGET_REMAINING,
+    BUDGET_SHARE,
     BUDGET_SPENT,
     BUDGET_WINDOW,
     BUILD_INFO,
@@ -243,6 +245,8 @@ def _account_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
         single(API_BACKOFF, budget.backoff_seconds)
         single(API_LIMIT, budget.api_limit)
         single(API_REMAINING, budget.api_remaining)
+        single(API_FOREIGN_SPEND, budget.foreign_spend)
+        single(BUDGET_SHARE, budget.share)
         single(BUDGET_LIMIT, budget.limit)
         single(BUDGET_SPENT, budget.spent)
         single(BUDGET_REMAINING, budget.remaining)

@@ -289,6 +289,24 @@ API_REMAINING = declare(
     example="integrateio_api_rate_limit_remaining_credits 4321.0",
     details="Its `X-RateLimit-Remaining` header.",
 )
+API_FOREIGN_SPEND = declare(
+    "integrateio_api_foreign_spend_credits",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Credits per window the API key's other clients spend, as the exporter estimates it.",
+    example="integrateio_api_foreign_spend_credits 1667.0",
+    details="The key's limit less `X-RateLimit-Remaining` less the exporter's own sends in the window, projected "
+    "over the next window when it rises; absent until the API reported its credits.",
+)
+BUDGET_SHARE = declare(
+    "integrateio_budget_share_credits",
+    Kind.GAUGE,
+    Scope.ACCOUNT,
+    "Credits per window the exporter paces itself to: its budget, less what the key's other clients spend.",
+    example="integrateio_budget_share_credits 2700.0",
+    details="In twentieths of `integrateio_budget_limit_credits`, one twentieth at least; the refresh interval "
+    "stretches to it.",
+)
 BUDGET_LIMIT = declare(
     "integrateio_budget_limit_credits",
     Kind.GAUGE,

@@ -13,7 +13,9 @@ flows (the way gitlab-ci-pipelines-exporter splits scheduler tasks → store →
 
 A 429 or a refused key pauses everything (the budget decides for how long); when other clients of the key have
 used all but the reserve, the fetcher waits, reading the free `rate_limit_status` endpoint until the key has
-recovered.
+recovered. Before it comes to that, the interval follows the budget's *share* of the key (its budget less what the
+key's other clients spend, `exporter.sharing`), re-timed as soon as the share changes, so refreshes slow down
+evenly rather than stop.
 """
 
 from __future__ import annotations
@@ -91,6 +93,13 @@ class Poller:
         self._cycle = 0
         self._stretched_to: float | None = None
         self._cycle_credits = 1
+        self._sharing = False  # the key's other clients leave us less than our budget
+        # The last cycle's pacing: when it was due, when it ended, what the next one costs, and the share the
+        # interval was set for; a new share re-times the next cycle at once (see _repace).
+        self._last_due = self._cycle_end = 0.0
+        self._next_cost: tuple[int, int, float] | None = None
+        self._paced_share: int | None = None
+        self._spent_per_cycle: float | None = None  # credits a cycle really cost, smoothed (see _run_cycle)
         self._heartbeat = self._progress = clock()
         self._interval = config.polling.interval_seconds
         self._state = self._state_store(config, None)
@@ -151,6 +160,7 @@ class Poller:
     def _tick(self) -> None:
         self._heartbeat = self._clock()
         self._apply_pending()
+        self._repace()
         if self._stop.is_set() or (self._clock() < self._next_cycle and not self._rung.is_set()):
             return
         self._rung.clear()
@@ -165,7 +175,16 @@ class Poller:
             self._progress = self._clock()
         # Counted from when the cycle was due, not from when a tick noticed: ticks come late by up to a tick,
         # and that must not add up cycle after cycle. A cycle that overran starts the next one now.
-        self._next_cycle = max(due + self._interval, self._clock())
+        self._last_due, self._cycle_end = due, self._clock()
+        self._next_cycle = max(due + self._interval, self._cycle_end)
+
+    def _repace(self) -> None:
+        """When our share of the key has changed since the interval was set (a neighbour started or stopped
+        spending), stretch or shrink the wait for the next cycle now, not a whole (possibly long) interval later."""
+        if self._next_cost is None or self._next_cycle == 0.0 or self._budget.share == self._paced_share:
+            return
+        self._set_interval(*self._next_cost)
+        self._next_cycle = max(self._last_due + self._interval, self._cycle_end)
 
     def _tasks(self) -> list[Task]:
         """The tasks of a cycle, in order: discovery's pages refresh the runs on them, which jobs then skips;
@@ -178,8 +197,11 @@ class Poller:
         self._retries.cycle = self._cycle
         cycle = Cycle(self._cycle)
         tasks = self._tasks()
+        sent_by_task = []
         for task in tasks:
+            before = self._budget.sent_total
             task.run(cycle)
+            sent_by_task.append(self._budget.sent_total - before)
         self._cache.update_exporter(last_full_refresh=self._wall_clock(), ready=True)
         if self._state is not None:
             self._state.save(self._cache, self._discovery.followed if self._discovery is not None else {})
@@ -190,9 +212,21 @@ class Poller:
             for cost in costs
             if cost.every_seconds is not None
         )
-        self._set_interval(
-            sum(cost.credits for cost in per_cycle), sum(cost.jobs for cost in per_cycle), listed
-        )
+        # The tasks' estimate leaves out what no plan knows ahead: confirming GETs, a list grown by a page. While
+        # the interval is stretched to a share those would overrun every cycle, so pace by what the cycle's own
+        # tasks really cost when that is more (smoothed; the first cycle, a cold start, does not count).
+        estimate = sum(cost.credits for cost in per_cycle)
+        if self._cycle > 1:
+            spent = float(
+                sum(
+                    sent for sent, cost in zip(sent_by_task, costs, strict=True) if cost.every_seconds is None
+                )
+            )
+            last = self._spent_per_cycle
+            self._spent_per_cycle = spent if last is None else 0.7 * last + 0.3 * spent
+            estimate = max(estimate, round(self._spent_per_cycle))
+        self._next_cost = (estimate, sum(cost.jobs for cost in per_cycle), listed)
+        self._set_interval(*self._next_cost)
         self._publish()
 
     def _discovery_task(self, config: Config) -> DiscoveryTask | None:
@@ -285,30 +319,34 @@ class Poller:
 
     def _set_interval(self, credits_per_cycle: int, jobs: int, listed_per_window: float = 0.0) -> None:
         """Stretch the interval when a cycle's credits at the target interval, beside the credits the schedules
-        and clusters take per window, would exceed the budget."""
+        and clusters take per window, would exceed our share of the key (the budget, less what the key's other
+        clients spend): refreshes come evenly later, not in bursts."""
         target = self._config.polling.interval_seconds
         self._cycle_credits = credits_per_cycle
+        share = self._paced_share = self._budget.share
         # With the doorbell on, polling plans with what is left after the doorbell's share: hooks never starve it.
         hooks = self._config.webhook
-        share = hooks.budget_share if hooks.enabled else 0.0
+        hook_share = hooks.budget_share if hooks.enabled else 0.0
         interval = cycle_interval(
             credits_per_cycle,
             listed_per_window,
             target,
-            self._budget.limit * (1.0 - share),
+            share * (1.0 - hook_share),
             self._budget.window_seconds,
         )
+        self._say_sharing(share)
         if interval > target and (
             self._stretched_to is None or abs(interval - self._stretched_to) > 0.1 * interval
         ):
-            log.warning(
+            log.log(
+                logging.WARNING if self._stretched_to is None else logging.INFO,
                 "refresh interval stretched from %gs to %.1fs: %d jobs need about %d credits per cycle and the "
                 "budget allows %d per %gs",
                 target,
                 interval,
                 jobs,
                 credits_per_cycle,
-                self._budget.limit,
+                share,
                 self._budget.window_seconds,
             )
             self._stretched_to = interval
@@ -316,6 +354,23 @@ class Poller:
             log.info("refresh interval back to %gs", target)
             self._stretched_to = None
         self._interval = interval
+
+    def _say_sharing(self, share: int) -> None:
+        """Say once that the key's other clients leave us less than our budget, and once that they no longer do;
+        the steps in between show on /metrics (`integrateio_api_foreign_spend_credits`)."""
+        shared = share < self._budget.limit
+        if shared and not self._sharing:
+            log.warning(
+                "other clients of the API key spend about %.0f credits per %gs: pacing to %d of our %d credits "
+                "so that the key keeps its reserve (refreshes slow down evenly)",
+                self._budget.foreign_spend or 0.0,
+                self._budget.window_seconds,
+                share,
+                self._budget.limit,
+            )
+        elif self._sharing and not shared:
+            log.info("other clients of the API key leave our whole budget again: pacing to %d credits", share)
+        self._sharing = shared
 
     def _waiting(self) -> None:
         """Called while a request waits for a credit: the loop is alive and not stuck (the budget decides), and

@@ -175,6 +175,10 @@ def _reference_exporter_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
             yield single(metrics.API_LIMIT, budget.api_limit)
         if budget.api_remaining is not None:
             yield single(metrics.API_REMAINING, budget.api_remaining)
+        if budget.foreign_spend is not None:
+            yield single(metrics.API_FOREIGN_SPEND, budget.foreign_spend)
+        if budget.share is not None:
+            yield single(metrics.BUDGET_SHARE, budget.share)
         yield single(metrics.BUDGET_LIMIT, budget.limit)
         yield single(metrics.BUDGET_SPENT, budget.spent)
         yield single(metrics.BUDGET_REMAINING, budget.remaining)
@@ -322,6 +326,8 @@ def budget(**fields: Any) -> BudgetSnapshot:
         "api_limit": 5000,
         "api_remaining": 4321,
         "held_by_api": False,
+        "foreign_spend": 667.0,
+        "share": 3825,
     }
     values.update(fields)
     return BudgetSnapshot(**values)

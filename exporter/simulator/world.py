@@ -428,6 +428,7 @@ class World:
                 for j in self._jobs.values()
                 if (query.status is None or j.status == query.status)
                 and (query.package_id is None or j.package_id == query.package_id)
+                # "only jobs updated at the given time or later" (sections/list-jobs.md, `since`)
                 and (query.since is None or j.updated_at >= query.since)
             ]
 

@@ -5,6 +5,14 @@ confirming GET for each job missing from the list it was expected on, then the s
 at once (a cold start over finished jobs, a batch that just ended) are first looked for on the final statuses'
 lists and then on all jobs' pages, 100 a credit. Jobs seen final are never asked again; jobs backing off after failures, or missing (404)
 and not due for their recheck, are left out of the plan.
+
+With `polling.change_feed`, a cycle first reads the change feed, `GET /jobs?status=all&sort=updated&since=T`:
+every job whose `updated_at` moved since the last read, one credit a page (T is the newest `updated_at` the
+feed showed, the API's own clock, so the two clocks never have to agree). Watched jobs on it are stored and
+count as refreshed, so a job that left the running list needs no confirming GET. It replaces nothing else:
+`updated_at` moves "when package tasks are completed" (sections/list-jobs.md of the API documentation), not
+on progress ticks, so running jobs still need their list every cycle. Off by default: the benchmark found
+it does not pay for itself (see the README, "How polling works").
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ class JobsTask:
         self._costs = ListCosts()
         self._pool: ThreadPoolExecutor | None = None
         self._last_run: float | None = None
+        self._feed_since: float | None = None  # the newest updated_at the change feed showed
 
     def configure(self, polling: PollingConfig) -> None:
         self._polling = polling
@@ -65,6 +74,8 @@ class JobsTask:
         # Outputs GETs are spread by the time that really passed: a late or stretched cycle takes its due share.
         since = self._polling.interval_seconds if self._last_run is None else now - self._last_run
         self._last_run = now
+        if self._polling.change_feed:
+            self._read_feed(cycle)
         plan, missing = self._plan(cycle.number, skip=cycle.refreshed, since=since)
         found: set[int] = set()
         for status in plan.list_statuses:
@@ -77,7 +88,33 @@ class JobsTask:
     def next_cost(self, cycle: Cycle) -> Cost:
         # The first cycle, with every job still unseen, costs more once: pace by the next one.
         upcoming, _ = self._plan(cycle.number + 1, skip=cycle.refreshed, since=self._polling.interval_seconds)
-        return Cost(upcoming.estimated_credits, upcoming.jobs)
+        feed = 1 if self._polling.change_feed else 0
+        return Cost(upcoming.estimated_credits + feed, upcoming.jobs)
+
+    def _read_feed(self, cycle: Cycle) -> None:
+        """Store the watched jobs updated since the last read and mark them refreshed in `cycle`. The first
+        cycle only starts the feed (it refreshes everything anyway); a failed read is retried next cycle,
+        from the same point, while the lists and GETs that follow refresh every job as without the feed."""
+        if self._feed_since is None:
+            self._feed_since = float(int(time.time()))
+            return
+        newest = self._feed_since
+        watched = {state.job_id for state in self._cache.states()}
+
+        def take(jobs: list[Job]) -> bool:
+            nonlocal newest
+            mine = [job for job in jobs if job.id in watched]
+            self._recorder.store(mine)
+            cycle.refreshed.update(job.id for job in mine)
+            newest = max([newest, *(job.updated_at for job in jobs if job.updated_at is not None)])
+            return False
+
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._feed_since))
+        try:
+            read_pages(self._fetch.pages(status="all", sort="updated", since=since), take)
+        except ApiError:
+            return
+        self._feed_since = newest
 
     def _plan(self, cycle: int, skip: set[int], since: float) -> tuple[Plan, list[int]]:
         """The calls that refresh every job due in `cycle` (but those in `skip`, already refreshed, unless their

@@ -1,0 +1,153 @@
+"""Sharing a key (issue 13, item 1): estimate what the key's other clients spend, pace to what is left.
+
+The estimator and the pace decision are pure functions of readings, tested directly (the budget's clock is a
+hand-moved one, as in tests/test_budget.py: nothing else can move time by a window). The wire test runs the
+real exporter against the simulator with a neighbour spending a third of the same key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import pytest
+
+from exporter.app import App
+from exporter.budget import CreditBudget
+from exporter.config import RateLimitConfig
+from exporter.sharing import STEPS, ForeignSpend, share
+from exporter.simulator import SimJob, Simulator
+from tests.support import scrape, wait_until
+from tests.test_budget import Clock
+
+WINDOW = 60.0
+
+
+def steady(estimator: ForeignSpend, foreign: int, start: float, until: float, own: int = 0) -> None:
+    """Readings every second of a key of 40 credits whose other clients hold `foreign` of them."""
+    at = start
+    while at <= until:
+        estimator.observe(at, 40, 40 - foreign - own, own)
+        at += 1.0
+
+
+def test_the_foreign_spend_is_the_limit_less_remaining_less_our_own_sends() -> None:
+    estimator = ForeignSpend(WINDOW)
+    assert estimator.estimate(0.0) is None
+    estimator.observe(0.0, 40, 17, 10)
+    assert estimator.estimate(0.0) == 13.0
+    # Our own sends in the window are never counted as someone else's, however many.
+    steady(estimator, 13, 1.0, 30.0, own=25)
+    assert estimator.estimate(30.0) == 13.0
+
+
+def test_a_steady_neighbour_is_estimated_at_what_it_holds() -> None:
+    estimator = ForeignSpend(WINDOW)
+    steady(estimator, 13, 0.0, 120.0)
+    assert estimator.estimate(120.0) == 13.0
+
+
+def test_a_neighbour_that_starts_abruptly_is_projected_at_its_new_pace_at_once() -> None:
+    """From idle to 24 credits per 60 s window: its count rises 0.4 a second for a whole window. After a
+    quarter of it the count is only 6, but the projection is the full 24 a window at that pace."""
+    estimator = ForeignSpend(WINDOW)
+    steady(estimator, 0, 0.0, 60.0)
+    for second in range(1, 16):
+        estimator.observe(60.0 + second, 40, 40 - int(0.4 * second), 0)
+    estimate = estimator.estimate(75.0)
+    assert estimate is not None and 20.0 <= estimate <= 26.0
+
+
+def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed() -> None:
+    estimator = ForeignSpend(WINDOW)
+    for second, jitter in zip(range(0, 61), itertools.cycle((0, 1, 2, 1)), strict=False):
+        estimator.observe(float(second), 40, 40 - 13 - jitter, 0)
+    estimate = estimator.estimate(60.0)
+    assert estimate is not None and 13.0 <= estimate <= 15.0
+    # The neighbour stops: its credits leave the window one by one, and the estimate follows them down.
+    for second in range(61, 121):
+        estimator.observe(float(second), 40, 40 - max(0, 13 - (second - 60) // 4), 0)
+    assert estimator.estimate(120.0) == 0.0
+
+
+def test_the_share_is_our_budget_less_the_foreign_spend_in_even_steps() -> None:
+    assert share(36, None) == 36  # nothing known yet: the configured budget
+    assert share(36, 0.0) == 36
+    assert (
+        share(36, 13.0) == 23
+    )  # 23 left, in steps of 1.8: 12.8 steps, within the quarter step of noise of 13
+    assert share(4500, 1667.0) == 2700  # a third of 5,000 an hour: 12.6 steps of 225, so twelve
+    assert share(4500, 3333.0) == 1125  # two thirds: five steps
+    # A credit or two of reading noise (a request in flight) costs no step; a quarter step beyond does.
+    assert share(4500, 2.0) == 4500
+    assert share(4500, 0.75 * 225 + 1) == 4275
+    # Exhausted by others: one step stays, a slow even heartbeat (the budget's hold keeps the reserve).
+    assert share(4500, 4500.0) == 225
+    assert share(4500, 10_000.0) == 225
+    shares = [share(4500, float(foreign)) for foreign in range(0, 5001, 7)]
+    assert shares == sorted(shares, reverse=True)
+    assert len(set(shares)) == STEPS
+
+
+def test_the_budget_paces_its_requests_to_the_share() -> None:
+    """40 credits per 60 s, reserve 0.1 (36 ours); the API says 13 of what is spent are someone else's."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=40, window_seconds=WINDOW, reserve=0.1), clock=clock)
+    for _ in range(10):
+        assert budget.try_spend()
+    budget.observe_api(40, 40 - 10 - 13)
+    snapshot = budget.snapshot()
+    assert (snapshot.foreign_spend, snapshot.share, budget.share) == (13.0, 23, 23)
+    # The burst is spent; the next credit comes at the share's pace, 60 s / 23, not the budget's 60 s / 36.
+    assert budget.wait_seconds() == pytest.approx(WINDOW / 23, abs=0.05)
+    # And while sharing, no burst of more than a tenth of the share is saved up for later.
+    clock.now += 10 * WINDOW
+    assert [budget.try_spend() for _ in range(3)] == [True, True, False]
+
+
+def refreshes(sim: Simulator, job_id: int, since: float) -> list[float]:
+    """When the simulator answered a GET of the job (each one refreshes it), from `since` on."""
+    path = f"/jobs/{job_id}"
+    return [
+        r.time
+        for r in sim.requests
+        if r.endpoint == "get_job" and r.path.endswith(path) and r.status == 200 and r.time >= since
+    ]
+
+
+def test_a_neighbour_spending_a_third_of_a_tight_key_slows_refreshes_evenly_without_gaps_or_429s(
+    make_sim: Callable[..., Simulator], exporter_for: Callable[..., App]
+) -> None:
+    """40 credits per 10 s window; the neighbour takes 13.3 of them. The exporter wants 5 credits every
+    0.5 s (one list and four single GETs), far more than the 36 − 13 left: it must stretch its interval to
+    the share and spread its requests, not spend 36 and then wait with nothing refreshed."""
+    sim = make_sim(credits=40, window_seconds=10.0)
+    statuses = ("running", "queued", "pending", "idle", "stopping", "running")
+    for job_id, status in enumerate(statuses, start=1):
+        sim.add_job(SimJob(id=job_id, status=status))
+    sim.start_neighbour(credits_per_hour=40 / 3 * 360)  # a third of every 10 s window
+    app = exporter_for(sim, list(range(1, 7)), credits=40, window=10.0, interval=0.5)
+    began = time.monotonic()
+    intervals: list[float] = []
+
+    def measured_three_windows() -> bool:
+        metrics = scrape(app)
+        if time.monotonic() > began + 10.0:  # the first window teaches the estimator; then we measure
+            intervals.append(metrics["integrateio_refresh_interval_seconds"])
+        return time.monotonic() > began + 40.0
+
+    wait_until(measured_three_windows, 50, "four windows")
+    metrics = scrape(app)
+    assert [r for r in sim.requests if r.status == 429] == []
+    foreign = metrics["integrateio_api_foreign_spend_credits"]
+    assert 10.0 <= foreign <= 18.0, foreign
+    share_now = metrics["integrateio_budget_share_credits"]
+    assert share_now == share(36, foreign) < 36
+    # The interval is stretched to the share (5 credits a cycle), not to the budget of 36.
+    stretched = max(intervals)
+    assert min(intervals) >= 5 * 10.0 / 36
+    times = refreshes(sim, 3, began + 10.0)  # the pending job: one GET a cycle
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(times) >= 30.0 / (2 * stretched), times
+    assert max(gaps) <= 2 * stretched, (gaps, intervals)
