@@ -54,8 +54,9 @@ from tests.e2e_support import (
     prom_rules,
     selectors,
     shipped_expressions,
+    start_alertmanager,
     start_exporter,
-    start_service,
+    start_prometheus,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
@@ -88,7 +89,6 @@ SHARDS = {
     1: {EARLIER_SUCCESS_JOB, OTHER_SUCCESS_JOB, *EARLIER_HOURLY_JOBS},
 }
 
-STARTUP_TIMEOUT = 30.0  # each process until /-/ready (or /readyz)
 WARMUP_TIMEOUT = 30.0  # until the scenario's data is in Prometheus
 ALERT_TIMEOUT = 60.0  # from the failure in the simulator to the webhook
 GRACE_SECONDS = 3  # IntegrateioPackageFailed's graceSeconds in this stack (the rule file's default is 900)
@@ -274,19 +274,8 @@ def stack() -> Iterator[Stack]:
                 ],
             },
         )
-        alertmanager = start_service(
-            "alertmanager",
-            lambda port: [
-                binaries["prometheus-alertmanager"],
-                f"--config.file={am_config}",
-                f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-            timeout=STARTUP_TIMEOUT,
+        alertmanager = start_alertmanager(
+            binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
 
         prom_config = write_yaml(
@@ -309,19 +298,7 @@ def stack() -> Iterator[Stack]:
                 ],
             },
         )
-        prometheus = start_service(
-            "prometheus",
-            lambda port: [
-                binaries["prometheus"],
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-            timeout=STARTUP_TIMEOUT,
-        )
+        prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
 
         stack = Stack(sim, shards, accounts_exporter, alertmanager, prometheus, webhook, failed_at=0.0)
 

@@ -30,7 +30,15 @@ import pytest
 
 from exporter.config import API_KEY_ENV
 from exporter.simulator import HookTarget, SimJob, Simulator
-from tests.e2e_support import Service, WebhookReceiver, prom_query, start_exporter, start_service, write_yaml
+from tests.e2e_support import (
+    Service,
+    WebhookReceiver,
+    prom_query,
+    start_alertmanager,
+    start_exporter,
+    start_prometheus,
+    write_yaml,
+)
 from tests.support import require_tools, wait_until
 from tests.test_e2e import GRACE_SECONDS, rules_with_a_short_grace
 
@@ -107,18 +115,8 @@ def stack() -> Iterator[Stack]:
                 ],
             },
         )
-        alertmanager = start_service(
-            "alertmanager",
-            lambda port: [
-                binaries["prometheus-alertmanager"],
-                f"--config.file={am_config}",
-                f"--storage.path={workdir / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
+        alertmanager = start_alertmanager(
+            binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
         prom_config = write_yaml(
             workdir / "prometheus.yml",
@@ -133,18 +131,7 @@ def stack() -> Iterator[Stack]:
                 ],
             },
         )
-        prometheus = start_service(
-            "prometheus",
-            lambda port: [
-                binaries["prometheus"],
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            "/-/ready",
-            workdir,
-            cleanup.callback,
-        )
+        prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         yield Stack(sim, exporter, prometheus, alertmanager, receiver)
 
 
