@@ -78,6 +78,7 @@ class CreditBudget:
             self._limit = config.allowed
             self._window = config.window_seconds
             self._credits = config.credits
+            self._siblings_allowed = config.siblings_allowed
             self._reserve = config.reserve
             # Requests reach the API a little after we log them; widening the window by a small guard keeps
             # the guarantee true for the window as the API (or a test's request log) measures it.
@@ -92,7 +93,11 @@ class CreditBudget:
             self._tokens = min(self._burst, max(self._tokens, self._burst if not self._sent else 0.0))
 
     def _set_share_locked(self) -> None:
-        self._share = share(self._limit, self._foreign_spend)
+        # The other shards of this account spend the same key within their own split: only what others spend
+        # beyond that is a neighbour's.
+        foreign = self._foreign_spend
+        beyond_siblings = None if foreign is None else max(0.0, foreign - self._siblings_allowed)
+        self._share = share(self._limit, beyond_siblings)
         self._rate = self._share / self._window
         self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
         if self._share < self._limit:

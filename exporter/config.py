@@ -62,11 +62,19 @@ class RateLimitConfig:
     credits: int = 5000
     window_seconds: float = 3600.0
     reserve: float = 0.1
+    # Not a YAML key: set by `--shard`, whose replicas split `credits` between them (see `Config.sharded`).
+    shards: int = 1
 
     @property
     def allowed(self) -> int:
         """Requests the exporter may send in any one window: `credits × (1 − reserve)`, rounded down."""
         return max(1, int(self.credits * (1.0 - self.reserve) + 1e-9))
+
+    @property
+    def siblings_allowed(self) -> int:
+        """What the other shards of this account may send in a window: the key spends them too, and they are
+        not a neighbour to pace around, since the split already left them their part."""
+        return self.allowed * (self.shards - 1)
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ class Config:
         return replace(
             self,
             jobs=tuple(job_id for job_id in self.jobs if shard.owns(job_id)),
-            rate_limit=replace(self.rate_limit, credits=credits),
+            rate_limit=replace(self.rate_limit, credits=credits, shards=shard.count),
             shard=shard,
             schedules=self.schedules if first else replace(self.schedules, enabled=False),
             clusters=self.clusters if first else replace(self.clusters, enabled=False),
@@ -308,7 +316,9 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
             validate.mapping(root.get("polling"), "polling", validate.field_names(PollingConfig))
         ),
         rate_limit=_rate_limit(
-            validate.mapping(root.get("rate_limit"), "rate_limit", validate.field_names(RateLimitConfig))
+            validate.mapping(
+                root.get("rate_limit"), "rate_limit", validate.field_names(RateLimitConfig) - {"shards"}
+            )
         ),
         state_file=_optional_path(root, "state_file", base_dir),
         discover=discover,

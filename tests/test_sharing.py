@@ -15,7 +15,7 @@ import pytest
 
 from exporter.app import App
 from exporter.budget import CreditBudget
-from exporter.config import RateLimitConfig
+from exporter.config import ApiConfig, Config, RateLimitConfig, Shard
 from exporter.sharing import STEPS, ForeignSpend, share
 from exporter.simulator import SimJob, Simulator
 from tests.support import scrape, wait_until
@@ -104,6 +104,23 @@ def test_the_budget_paces_its_requests_to_the_share() -> None:
     # And while sharing, no burst of more than a tenth of the share is saved up for later.
     clock.now += 10 * WINDOW
     assert [budget.try_spend() for _ in range(3)] == [True, True, False]
+
+
+def test_a_shards_siblings_are_not_a_neighbour_but_spend_beyond_their_split_is() -> None:
+    """80 credits per 60 s split over two shards (40 each, 36 after the reserve): the other shard's sends are
+    part of the key's spending, but not a neighbour to pace around; what others spend beyond it is."""
+    clock = Clock()
+    sharded = Config(api=ApiConfig("acme", "key"), jobs=(1, 2), rate_limit=RateLimitConfig(80, WINDOW, 0.1))
+    rate_limit = sharded.sharded(Shard(0, 2)).rate_limit
+    assert (rate_limit.credits, rate_limit.shards, rate_limit.siblings_allowed) == (40, 2, 36)
+    budget = CreditBudget(rate_limit, clock=clock)
+    for _ in range(10):
+        assert budget.try_spend()
+    budget.observe_api(80, 80 - 10 - 30)  # 30 credits of the sibling shard: within its 36
+    assert (budget.snapshot().foreign_spend, budget.share) == (30.0, 36)
+    clock.now += WINDOW  # our ten sends have left the window
+    budget.observe_api(80, 80 - 48)  # 48: 12 beyond the sibling's split, a neighbour's
+    assert (budget.snapshot().foreign_spend, budget.share) == (48.0, 23)
 
 
 def refreshes(sim: Simulator, job_id: int, since: float) -> list[float]:
