@@ -149,9 +149,7 @@ def serve_baseline(jobs: int) -> None:
     records = gauge(
         "integrateio_job_output_records", "Records written.", "job_id", "output_id", "output_name"
     )
-    info = gauge(
-        "integrateio_job_info", "Package of the job.", "job_id", "package_id", "package_name", "html_url"
-    )
+    info = gauge("integrateio_job_info", "Package of the job.", "job_id", "package_id", "package_name", "url")
     started = gauge("integrateio_job_started_timestamp_seconds", "When the job started.", "job_id")
     last_success = gauge("integrateio_job_last_success_timestamp_seconds", "Last refresh.", "job_id")
     poll_success = gauge("integrateio_job_poll_success", "1 if the last refresh succeeded.", "job_id")

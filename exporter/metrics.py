@@ -182,12 +182,13 @@ JOB_INFO = declare(
     Kind.GAUGE,
     Scope.JOB,
     "Package of the job; always 1.",
-    ("job_id", "package_id", "package_name", "html_url"),
+    ("job_id", "package_id", "package_name", "url"),
     example=(
         'integrateio_job_info{job_id="157",package_id="434",package_name="orders",'
-        'html_url="https://integrate.example/acme/jobs/157"} 1.0'
+        'url="https://integrate.example/acme/jobs/157"} 1.0'
     ),
-    details="Joins a job to its package. `html_url` is the run's page in the Integrate.io web UI, linked from alerts.",
+    details="Joins a job to its package. `url` is the run's page in the Integrate.io web UI (the API's `html_url`), "
+    "linked from alerts and the dashboard.",
 )
 JOB_STARTED = declare(
     "integrateio_job_started_timestamp_seconds",

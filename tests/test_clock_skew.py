@@ -165,10 +165,10 @@ def play_scenario(sim: Simulator, exporter_for: Start) -> Samples:
 
 
 def job_values(metrics: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """The scenario's series; `html_url` is left out of the labels, since each run has a simulator (and port)
+    """The scenario's series; `url` is left out of the labels, since each run has a simulator (and port)
     of its own."""
     return {
-        (name, frozenset((label, value) for label, value in labels if label != "html_url")): sample
+        (name, frozenset((label, value) for label, value in labels if label != "url")): sample
         for (name, labels), sample in metrics.values.items()
         if name in SCENARIO_FAMILIES
     }

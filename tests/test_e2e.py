@@ -342,7 +342,7 @@ def rules_with_a_short_grace(workdir: Path) -> Path:
 def test_failed_package_reaches_the_webhook_once_with_its_link_and_runbook(stack: Stack) -> None:
     """Job 102 failed in the simulator: IntegrateioPackageFailed arrives at the webhook for package 12, named by
     the description's queries (package name, failed job), with the link to job 102 in Integrate.io (the API's
-    html_url, through integrateio_job_info) and its runbook_url, after the grace and never before the failure.
+    html_url, through integrateio_job_info's url label) and its runbook_url, after the grace and never before the failure.
     Package 12's earlier failure (job 108, shard 0) was older than its success (job 104, shard 1): the rule
     compares the shards through their timestamps. Package 11 and the other accounts' packages, which only
     completed, never raise it, and neither does any single job."""

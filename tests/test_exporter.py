@@ -65,7 +65,7 @@ def test_every_value_matches_the_api(sim: Simulator, exporter_for: Start) -> Non
                 "integrateio_job_info",
                 package_id=str(truth["package_id"]),
                 package_name=truth["package"]["name"],
-                html_url=truth["html_url"],
+                url=truth["html_url"],
                 **labels,
             )
             == 1.0

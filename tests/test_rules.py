@@ -174,7 +174,7 @@ def test_every_alert_has_severity_summary_description_runbook_and_link(rule: dic
     expected = {"summary", "description", "runbook_url"}
     if rule["alert"] in ALERTS_WITH_A_LINK:
         expected.add("link")
-        assert 'label "html_url"' in rule["annotations"]["link"]
+        assert 'label "url"' in rule["annotations"]["link"]
     assert set(rule["annotations"]) == expected
     assert all(text.strip() for text in rule["annotations"].values())
     assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{rule['alert'].lower()}"
