@@ -9,8 +9,8 @@ Three things limit us, and the ledger answers "may I send one more request now?"
    reports what is left to all of them in `X-RateLimit-Remaining`. We never dig into the `reserve` share the
    API reports as left: when what the API says is left falls to `credits × reserve`, we hold until it recovers.
 3. A 429 (or a refused key). It means our picture was wrong, so everything pauses, with a backoff that doubles
-   on each one in a row (or the server's Retry-After, if it sends one), capped so that a daemon is never parked
-   for hours.
+   on each one in a row (or the server's Retry-After, if it sends a longer one), capped so that a daemon is never
+   parked for hours.
 
 On top of these hard limits, a token bucket smooths the pace: at most `burst` requests back to back, then the
 average rate of our *share* of the key. A restart with a thousand jobs to fetch, or a cycle of many single GETs,
@@ -203,7 +203,8 @@ class CreditBudget:
             self._probe_in_flight = False
 
     def record_refused(self, retry_after: float | None = None) -> float:
-        """A 429 or a refused key: pause every request; return the pause (Retry-After if given, capped)."""
+        """A 429 or a refused key: pause every request; return the pause (our doubling backoff, or the
+        server's Retry-After when that is longer, capped)."""
         with self._lock:
             now = self._clock()
             if retry_after is None and now < self._paused_until:
@@ -212,8 +213,9 @@ class CreditBudget:
             self._consecutive_refusals += 1
             self._probe_in_flight = False
             backoff = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
-            # A Retry-After of 0 (or a date in the past) would mean trying again at once into the same 429.
-            pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, 1.0))
+            # The server's Retry-After may lengthen the pause, never shorten it: a 0 or a date in the past would
+            # mean trying again at once into the same 429, and the API blacklists users who keep hitting it.
+            pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, backoff))
             self._paused_until = max(self._paused_until, now + pause)
             return pause
 

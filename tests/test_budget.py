@@ -100,13 +100,19 @@ def test_after_a_pause_one_request_probes_before_the_others_go() -> None:
     assert budget.try_spend()
 
 
-def test_retry_after_is_honoured_but_capped() -> None:
+def test_retry_after_lengthens_the_backoff_but_never_shortens_it_and_is_capped() -> None:
     clock = Clock()
     budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
-    assert budget.record_refused(retry_after=5.0) == 5.0
-    clock.now += 5.0
+    assert budget.record_refused(retry_after=120.0) == 120.0  # longer than our first step of 60 s
+    clock.now += 120.0
     assert budget.try_spend()
-    assert budget.record_refused(retry_after=999999.0) == 900.0
+    assert budget.record_refused(retry_after=5.0) == 120.0  # shorter than our second step: ours (60 × 2)
+    clock.now += 120.0
+    assert budget.try_spend()
+    assert budget.record_refused(retry_after=0.0) == 240.0  # "now" (or a date in the past): ours
+    clock.now += 240.0
+    assert budget.try_spend()
+    assert budget.record_refused(retry_after=999999.0) == 900.0  # capped at a quarter window
 
 
 def test_the_api_reserve_is_left_to_other_clients_of_the_key() -> None:

@@ -3,8 +3,8 @@
 For every fault the test shows what /metrics says (request outcome, the job's error counter, `api_up`, the
 global backoff), what the log says, that the other jobs stay fresh when the fault hits one job, that the
 credit budget holds, and how retries back off: a failing job is asked again after 1, 2, 4... cycles; a 429 or a
-refused key pauses every request (base `max(1, window/60)` s, doubling, Retry-After honoured up to
-`min(900, window/4)`). The "cycles" are counted on the wire: a healthy job refreshed in every cycle is the
+refused key pauses every request (base `max(1, window/60)` s, doubling, a longer Retry-After honoured up to
+`min(900, window/4)`, a shorter one ignored). The "cycles" are counted on the wire: a healthy job refreshed in every cycle is the
 clock the faulted job's attempts are read against.
 
 `tests/test_exporter.py` covers 500/503, bodies that are not JSON or the wrong shape, resets, hangs, trickles, a
@@ -485,9 +485,35 @@ def test_429_with_retry_after_2_pauses_2_seconds_each_time(
     )
     refused = [r.time for r in job_requests(sim, 1) if r.time > set_at]
     assert all(1.95 <= gap <= 2.5 for gap in gaps(refused)[:2]), gaps(refused)
-    assert pauses_logged(caplog)[:3] == [2.0, 2.0, 2.0]  # the server's word, not our doubling
+    # The server's word while it is longer than our doubling (1, 2, 4 s), ours after.
+    assert pauses_logged(caplog)[:3] == [2.0, 2.0, 4.0]
     assert scrape(app).get("integrateio_api_up") == 1.0
     assert_budget_held(sim)
+
+
+@pytest.mark.parametrize("retry_after", ["0", http_date(-3600.0)], ids=["zero", "date-in-the-past"])
+def test_a_retry_after_of_now_or_the_past_still_pauses_the_doubling_backoff(
+    sim: Simulator, exporter_for: Start, caplog: pytest.LogCaptureFixture, retry_after: str
+) -> None:
+    """'Retry now' must not mean 429 after 429 every second: the API blacklists users who keep hitting it."""
+    sim.add_job(SimJob(id=1, status="running", progress=0.25))
+    app = watch(sim, exporter_for, [1], interval=0.25)
+    wait_until(lambda: scrape(app).get("integrateio_job_progress_ratio", job_id="1") == 0.25, 5, "values")
+    sim.set_fault("rate_limited", retry_after=retry_after)
+    set_at = time.monotonic()
+
+    wait_until(
+        lambda: (
+            len([r for r in job_requests(sim, 1) if r.time > set_at]) >= 3 and len(pauses_logged(caplog)) >= 3
+        ),
+        8,
+        "three 429s, three pauses",
+    )
+    refused = [r.time for r in job_requests(sim, 1) if r.time > set_at]
+    first, second = gaps(refused)[:2]
+    assert 0.95 <= first <= 1.5 and 1.95 <= second <= 2.5, gaps(refused)
+    assert pauses_logged(caplog)[:3] == [1.0, 2.0, 4.0]
+    assert scrape(app).get("integrateio_job_poll_errors_total", job_id="1", error="rate_limited") == 3.0
 
 
 @pytest.mark.parametrize(
