@@ -29,9 +29,12 @@ from exporter.simulator import SimCluster, SimSchedule, Simulator
 from tests.e2e_support import (
     WebhookReceiver,
     prom_query,
+    scrape_job,
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    write_alertmanager_config,
+    write_prometheus_config,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
@@ -108,36 +111,15 @@ def test_a_missed_schedule_run_reaches_alertmanager() -> None:
             workdir,
             cleanup.callback,
         )
-        am_config = write_yaml(
-            workdir / "alertmanager.yml",
-            {
-                "route": {
-                    "receiver": "webhook",
-                    "group_by": ["alertname", "schedule_id"],
-                    "group_wait": "0s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [
-                    {"name": "webhook", "webhook_configs": [{"url": webhook.url, "send_resolved": True}]}
-                ],
-            },
-        )
+        am_config = write_alertmanager_config(workdir, webhook.url, ["alertname", "schedule_id"])
         alertmanager = start_alertmanager(
             binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_with_a_short_late(workdir))],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
-                },
-                "scrape_configs": [
-                    {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-                ],
-            },
+        prom_config = write_prometheus_config(
+            workdir,
+            [scrape_job(SCRAPE_JOB, exporter)],
+            rule_file=rules_with_a_short_late(workdir),
+            alertmanager=alertmanager,
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
 
