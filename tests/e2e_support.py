@@ -30,7 +30,7 @@ from tests.test_dashboard import (
     load_dashboard,
     substitute_grafana_variables,
 )
-from tests.test_rules import all_promql_expressions, load_rules
+from tests.test_rules import RULES, all_promql_expressions, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -334,6 +334,22 @@ def scrape_job(name: str, *targets: Service, labels: Mapping[str, str] | None = 
     if labels:
         static["labels"] = dict(labels)
     return {"job_name": name, "static_configs": [static]}
+
+
+def rules_with_threshold(workdir: Path, alert: str, marker: str, value: int, *, markers: int) -> Path:
+    """The shipped rule file, written into `workdir`, with `alert`'s threshold set to `value` as the chart's
+    alerts.rules.<alert>.<marker> does: the number before each "# <marker>" comment, of which there are `markers`.
+
+    A stack cannot wait out the shipped thresholds (minutes). Counting the markers makes one that moved fail here,
+    rather than leave the shipped threshold in place and the alert silent for the length of the test.
+    """
+    text, count = re.subn(rf"\b[0-9]+ # {marker}\b", f"{value} # {marker}", RULES.read_text(encoding="utf-8"))
+    assert count == markers, (
+        f"{alert}'s {marker} markers moved (found {count}, expected {markers}): update this test"
+    )
+    path = workdir / RULES.name
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def write_prometheus_config(
