@@ -21,7 +21,6 @@ from exporter.configfile import CERTIFICATE, load_yaml, read_pem
 from exporter.credentials import key_from_environment, read_key_file, unsendable
 from exporter.errors import ConfigError
 from exporter.model import LISTABLE_STATUSES, JobStatus
-from exporter.validate import default
 
 API_KEY_ENV = "INTEGRATEIO_API_KEY"
 DEFAULT_BASE_URL = "https://api.xplenty.com"
@@ -312,14 +311,8 @@ def _account(document: Any, base_dir: Path, environ: Mapping[str, str], *, label
     return Config(
         api=_api(api, account_id, base_url, base_dir, environ),
         jobs=jobs,
-        polling=_polling(
-            validate.mapping(root.get("polling"), "polling", validate.field_names(PollingConfig))
-        ),
-        rate_limit=_rate_limit(
-            validate.mapping(
-                root.get("rate_limit"), "rate_limit", validate.field_names(RateLimitConfig) - {"shards"}
-            )
-        ),
+        polling=_polling(root.get("polling")),
+        rate_limit=_rate_limit(root.get("rate_limit")),
         state_file=_optional_path(root, "state_file", base_dir),
         discover=discover,
         name=name,
@@ -336,27 +329,19 @@ ListSection = TypeVar("ListSection", SchedulesConfig, ClustersConfig)
 def _listed(value: Any, kind: type[ListSection], key: str) -> ListSection:
     """A `schedules:` or `clusters:` section: opt-in (`enabled`), read every `interval_seconds`; clusters add
     `terminated_max_age_seconds`. The keys and their defaults are the dataclass's fields."""
-    section = validate.mapping(value, key, validate.field_names(kind))
-    enabled = section.get("enabled")
+    section = validate.section(value, key, kind)
     values: dict[str, Any] = {
-        "enabled": default(kind, "enabled")
-        if enabled is None
-        else validate.boolean(enabled, f"{key}.enabled"),
-        "interval_seconds": validate.seconds(
-            section, f"{key}.interval_seconds", default(kind, "interval_seconds"), most=MAX_INTERVAL_SECONDS
-        ),
+        "enabled": section.boolean("enabled"),
+        "interval_seconds": section.seconds("interval_seconds", most=MAX_INTERVAL_SECONDS),
     }
     if values["interval_seconds"] < MIN_LIST_INTERVAL_SECONDS:
         raise ConfigError(
-            f"{key}.interval_seconds",
+            section.full_key("interval_seconds"),
             f"must be at least {MIN_LIST_INTERVAL_SECONDS:g}, got {values['interval_seconds']:g}",
         )
     if "terminated_max_age_seconds" in validate.field_names(kind):
-        values["terminated_max_age_seconds"] = validate.seconds(
-            section,
-            f"{key}.terminated_max_age_seconds",
-            default(kind, "terminated_max_age_seconds"),
-            most=MAX_AGE_SECONDS,
+        values["terminated_max_age_seconds"] = section.seconds(
+            "terminated_max_age_seconds", most=MAX_AGE_SECONDS
         )
     return kind(**values)
 
@@ -364,16 +349,13 @@ def _listed(value: Any, kind: type[ListSection], key: str) -> ListSection:
 def _api(
     api: Mapping[str, Any], account_id: str, base_url: str, base_dir: Path, environ: Mapping[str, str]
 ) -> ApiConfig:
+    section = validate.Section(api, "api", ApiConfig)
     return ApiConfig(
         account_id=account_id,
         api_key=_resolve_api_key(api, base_dir, environ),
         base_url=base_url,
-        timeout_seconds=validate.seconds(
-            api, "api.timeout_seconds", default(ApiConfig, "timeout_seconds"), most=MAX_TIMEOUT_SECONDS
-        ),
-        max_response_bytes=validate.positive_int(
-            api, "api.max_response_bytes", default(ApiConfig, "max_response_bytes"), most=MAX_RESPONSE_BYTES
-        ),
+        timeout_seconds=section.seconds("timeout_seconds", most=MAX_TIMEOUT_SECONDS),
+        max_response_bytes=section.positive_int("max_response_bytes", most=MAX_RESPONSE_BYTES),
         ca_file=_ca_file(api, base_dir),
     )
 
@@ -390,40 +372,23 @@ def _ca_file(api: Mapping[str, Any], base_dir: Path) -> str | None:
     return path
 
 
-def _polling(polling: Mapping[str, Any]) -> PollingConfig:
+def _polling(value: Any) -> PollingConfig:
+    section = validate.section(value, "polling", PollingConfig)
     return PollingConfig(
-        interval_seconds=validate.seconds(
-            polling,
-            "polling.interval_seconds",
-            default(PollingConfig, "interval_seconds"),
-            most=MAX_INTERVAL_SECONDS,
-        ),
-        missing_recheck_seconds=validate.seconds(
-            polling,
-            "polling.missing_recheck_seconds",
-            default(PollingConfig, "missing_recheck_seconds"),
-            most=MAX_RECHECK_SECONDS,
-        ),
-        concurrency=validate.positive_int(
-            polling, "polling.concurrency", default(PollingConfig, "concurrency"), most=MAX_CONCURRENCY
-        ),
-        outputs_refresh_seconds=validate.seconds(
-            polling,
-            "polling.outputs_refresh_seconds",
-            default(PollingConfig, "outputs_refresh_seconds"),
-            most=MAX_INTERVAL_SECONDS,
-        ),
-        change_feed=default(PollingConfig, "change_feed")
-        if polling.get("change_feed") is None
-        else validate.boolean(polling["change_feed"], "polling.change_feed"),
+        interval_seconds=section.seconds("interval_seconds", most=MAX_INTERVAL_SECONDS),
+        missing_recheck_seconds=section.seconds("missing_recheck_seconds", most=MAX_RECHECK_SECONDS),
+        concurrency=section.positive_int("concurrency", most=MAX_CONCURRENCY),
+        outputs_refresh_seconds=section.seconds("outputs_refresh_seconds", most=MAX_INTERVAL_SECONDS),
+        change_feed=section.boolean("change_feed"),
     )
 
 
-def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
-    reserve = validate.fraction(rate, "rate_limit.reserve", default(RateLimitConfig, "reserve"))
-    credits = validate.positive_int(
-        rate, "rate_limit.credits", default(RateLimitConfig, "credits"), most=MAX_CREDITS
+def _rate_limit(value: Any) -> RateLimitConfig:
+    section = validate.section(
+        value, "rate_limit", RateLimitConfig, validate.field_names(RateLimitConfig) - {"shards"}
     )
+    reserve = section.fraction("reserve")
+    credits = section.positive_int("credits", most=MAX_CREDITS)
     if credits * (1.0 - reserve) < 1.0:
         raise ConfigError(
             "rate_limit.reserve",
@@ -432,22 +397,16 @@ def _rate_limit(rate: Mapping[str, Any]) -> RateLimitConfig:
         )
     return RateLimitConfig(
         credits=credits,
-        window_seconds=validate.seconds(
-            rate,
-            "rate_limit.window_seconds",
-            default(RateLimitConfig, "window_seconds"),
-            most=MAX_WINDOW_SECONDS,
-        ),
+        window_seconds=section.seconds("window_seconds", most=MAX_WINDOW_SECONDS),
         reserve=reserve,
     )
 
 
 def _webhook(value: Any, base_dir: Path) -> WebhookConfig:
     """The doorbell; when enabled, basic auth is required: an open doorbell would let anyone spend credits."""
-    section = validate.mapping(value, "webhook", WEBHOOK_KEYS)
-    flag = validate.field_value(section, "webhook.enabled")
-    enabled = flag is not None and validate.boolean(flag, "webhook.enabled")
-    path = validate.string_or(section, "webhook.path", default(WebhookConfig, "path"))
+    section = validate.section(value, "webhook", WebhookConfig, WEBHOOK_KEYS)
+    enabled = section.boolean("enabled")
+    path = section.string("path")
     if (
         not path.startswith("/")
         or path in RESERVED_PATHS
@@ -459,7 +418,10 @@ def _webhook(value: Any, base_dir: Path) -> WebhookConfig:
             f"({', '.join(RESERVED_PATHS)})",
         )
     auth = validate.mapping(
-        section.get("basic_auth"), "webhook.basic_auth", {"username", "password_file"}, required=enabled
+        section.values.get("basic_auth"),
+        "webhook.basic_auth",
+        {"username", "password_file"},
+        required=enabled,
     )
     username = validate.string_or(auth, "webhook.basic_auth.username", "")
     password_file = validate.optional_string(auth, "webhook.basic_auth.password_file")
@@ -471,11 +433,11 @@ def _webhook(value: Any, base_dir: Path) -> WebhookConfig:
         raise ConfigError(
             "webhook.basic_auth.username", "must be Latin-1 text without ':' or control characters"
         )
-    salt_file = validate.optional_string(section, "webhook.salt_file")
-    url = validate.optional_string(section, "webhook.url")
+    salt_file = validate.optional_string(section.values, "webhook.salt_file")
+    url = validate.optional_string(section.values, "webhook.url")
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError("webhook.url", "must be the hook's URL as registered in Integrate.io, https://...")
-    share = validate.fraction(section, "webhook.budget_share", default(WebhookConfig, "budget_share"))
+    share = section.fraction("budget_share")
     if share <= 0.0:
         raise ConfigError("webhook.budget_share", "must be above 0 and below 1, got 0")
     return WebhookConfig(
@@ -487,24 +449,14 @@ def _webhook(value: Any, base_dir: Path) -> WebhookConfig:
         else read_key_file(base_dir / password_file, "webhook.basic_auth.password_file"),
         salt=None if salt_file is None else read_key_file(base_dir / salt_file, "webhook.salt_file"),
         url=url,
-        coalesce_seconds=validate.seconds(
-            section,
-            "webhook.coalesce_seconds",
-            default(WebhookConfig, "coalesce_seconds"),
-            most=MAX_COALESCE_SECONDS,
-        ),
+        coalesce_seconds=section.seconds("coalesce_seconds", most=MAX_COALESCE_SECONDS),
         budget_share=share,
-        max_body_bytes=validate.positive_int(
-            section,
-            "webhook.max_body_bytes",
-            default(WebhookConfig, "max_body_bytes"),
-            most=MAX_HOOK_BODY_BYTES,
-        ),
+        max_body_bytes=section.positive_int("max_body_bytes", most=MAX_HOOK_BODY_BYTES),
     )
 
 
 def _base_url(api: Mapping[str, Any]) -> str:
-    base_url = validate.string_or(api, "api.base_url", default(ApiConfig, "base_url"))
+    base_url = validate.Section(api, "api", ApiConfig).string("base_url")
     if not base_url.startswith(("https://", "http://")):
         raise ConfigError("api.base_url", "must start with https:// (or http:// for a local simulator)")
     try:
@@ -522,9 +474,9 @@ def _base_url(api: Mapping[str, Any]) -> str:
 def _discover(value: Any) -> DiscoverConfig | None:
     if value is None:
         return None
-    section = validate.mapping(value, "discover", validate.field_names(DiscoverConfig))
-    package_ids = validate.ids(section.get("package_ids"), "discover.package_ids", "package ids")
-    statuses = section.get("statuses")
+    section = validate.section(value, "discover", DiscoverConfig)
+    package_ids = validate.ids(section.values.get("package_ids"), "discover.package_ids", "package ids")
+    statuses = section.values.get("statuses")
     parsed: tuple[JobStatus, ...] | None = None
     if statuses is not None:
         if not isinstance(statuses, list) or not statuses:
@@ -538,15 +490,8 @@ def _discover(value: Any) -> DiscoverConfig | None:
     return DiscoverConfig(
         package_ids=package_ids,
         statuses=parsed,
-        max_age_seconds=validate.seconds(
-            section,
-            "discover.max_age_seconds",
-            default(DiscoverConfig, "max_age_seconds"),
-            most=MAX_AGE_SECONDS,
-        ),
-        max_jobs=validate.positive_int(
-            section, "discover.max_jobs", default(DiscoverConfig, "max_jobs"), most=MAX_DISCOVERED_JOBS
-        ),
+        max_age_seconds=section.seconds("max_age_seconds", most=MAX_AGE_SECONDS),
+        max_jobs=section.positive_int("max_jobs", most=MAX_DISCOVERED_JOBS),
     )
 
 

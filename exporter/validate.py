@@ -4,8 +4,9 @@
 the same mistake in either file (`rate_limit.reserve: must be at least 0 and below 1, got 1.5`). Every check
 raises `ConfigError(key, problem)`: one line naming the key.
 
-Defaults live once, on the dataclass field; `default(RateLimitConfig, "credits")` reads them from there, so the
-parser never repeats a literal that could drift from the documented default.
+Defaults live once, on the dataclass field; `default(RateLimitConfig, "credits")` reads them from there, and a
+`Section` reads each key of a section with the default of its field, so the parser never repeats a literal that
+could drift from the documented default.
 
 Numbers are checked against a range, not only a sign: a value that Python can parse but the exporter cannot use
 (a window of 1e300 s overflows `Event.wait`, 10**400 credits overflow a float) must be refused when the file is
@@ -120,6 +121,12 @@ def boolean(value: object, key: str) -> bool:
     return value
 
 
+def optional_boolean(section: Mapping[Any, Any], key: str, fallback: bool) -> bool:
+    """The switch at `key`, or `fallback` when the key is absent or null (`enabled:` means 'the default')."""
+    value = field_value(section, key)
+    return fallback if value is None else boolean(value, key)
+
+
 def choice(value: object, key: str, choices: Collection[str]) -> str:
     text = string(value, key)
     if text not in choices:
@@ -190,3 +197,42 @@ def ids(value: object, key: str, what: str, *, allow_empty: bool = False) -> tup
             raise ConfigError(f"{key}[{index}]", f"must be a positive integer, got {shown(item)}")
         seen[item] = None
     return tuple(seen)
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A section of the file (`values`, at `key`) read as the dataclass `kind` it becomes.
+
+    A key is named once, by its field: the message names it in full (`schedules.interval_seconds`) and the
+    fallback is the field's default, so a parser says only what is the key's own, its range, and the name in the
+    message and the default it stands for cannot drift apart.
+    """
+
+    values: Mapping[Any, Any]
+    key: str
+    kind: type
+
+    def full_key(self, name: str) -> str:
+        return f"{self.key}.{name}"
+
+    def boolean(self, name: str) -> bool:
+        return optional_boolean(self.values, self.full_key(name), default(self.kind, name))
+
+    def string(self, name: str) -> str:
+        return string_or(self.values, self.full_key(name), default(self.kind, name))
+
+    def seconds(self, name: str, *, most: float) -> float:
+        return seconds(self.values, self.full_key(name), default(self.kind, name), most=most)
+
+    def positive_int(self, name: str, *, most: int) -> int:
+        return positive_int(self.values, self.full_key(name), default(self.kind, name), most=most)
+
+    def fraction(self, name: str) -> float:
+        return fraction(self.values, self.full_key(name), default(self.kind, name))
+
+
+def section(value: object, key: str, kind: type, known: Collection[str] | None = None) -> Section:
+    """The mapping at `key` (`{}` when absent) as a `Section` of `kind`; its keys are `kind`'s fields unless
+    `known` lists them: `webhook:` has `basic_auth` and `salt_file` where its dataclass has the credentials read
+    from them, and `rate_limit:` has no `shards`, which `--shard` sets."""
+    return Section(mapping(value, key, field_names(kind) if known is None else known), key, kind)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from exporter.app import App
-from exporter.simulator import Simulator
-from tests.support import API_KEY, Pki, make_config, make_pki, require_tool
+from exporter.simulator import SimJob, Simulator
+from tests.support import API_KEY, WEB_API_JOB, Pki, make_config, make_pki, require_tool
 
 
 @pytest.fixture
@@ -33,6 +33,18 @@ def make_sim() -> Iterator[Callable[..., Simulator]]:
 @pytest.fixture
 def sim(make_sim: Callable[..., Simulator]) -> Simulator:
     return make_sim()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Simulator]:
+    """A simulated API with one running job (WEB_API_JOB), for a module's web server tests (see
+    tests/support.py's `serving`): their exporters need something to scrape, never changed, so one serves the
+    module."""
+    simulator = Simulator(account_id="acme", api_key=API_KEY)
+    simulator.add_job(SimJob(id=WEB_API_JOB, status="running", progress=0.5))
+    simulator.start()
+    yield simulator
+    simulator.stop()
 
 
 @pytest.fixture

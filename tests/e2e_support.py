@@ -1,5 +1,5 @@
-"""Helpers for tests/test_e2e.py and tests/test_dashboard_e2e.py: real binaries, processes on loopback, a webhook
-receiver, PromQL extraction.
+"""Helpers for the end-to-end tests (tests/test_*e2e.py): real binaries, processes on loopback, a webhook
+receiver, the Alertmanager and Prometheus configuration files, PromQL extraction.
 
 Nothing here knows the scenario; the test files wire the pieces together. Every started thing has a `stop()`, and
 `start_service` hands it to the caller's cleanup before waiting for readiness, so a failed start still cleans up.
@@ -30,7 +30,7 @@ from tests.test_dashboard import (
     load_dashboard,
     substitute_grafana_variables,
 )
-from tests.test_rules import all_promql_expressions, load_rules
+from tests.test_rules import RULES, all_promql_expressions, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,8 +63,13 @@ class Service:
         )
 
     @property
+    def address(self) -> str:
+        """`127.0.0.1:port`: the target Prometheus scrapes or sends to, and the instance label it gives."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -297,6 +302,78 @@ def prom_rules(base_url: str) -> list[dict[str, Any]]:
 def write_yaml(path: Path, document: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
     return path
+
+
+def write_alertmanager_config(workdir: Path, receiver_url: str, group_by: Sequence[str]) -> Path:
+    """`workdir`/alertmanager.yml: every alert, resolved ones too, to the webhook receiver at `receiver_url`.
+
+    `group_by` decides what one notification holds, which the tests assert on. A notification leaves at once
+    (group_wait 0s, group_interval 1s), so a stack pages within seconds; it repeats only after an hour, longer
+    than any test, so the receiver sees an alert when it changes and not again.
+    """
+    return write_yaml(
+        workdir / "alertmanager.yml",
+        {
+            "route": {
+                "receiver": "webhook",
+                "group_by": list(group_by),
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [
+                {"name": "webhook", "webhook_configs": [{"url": receiver_url, "send_resolved": True}]}
+            ],
+        },
+    )
+
+
+def scrape_job(name: str, *targets: Service, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One scrape config: job `name` scraping `targets`, each given the target `labels` when there are any."""
+    static: dict[str, Any] = {"targets": [target.address for target in targets]}
+    if labels:
+        static["labels"] = dict(labels)
+    return {"job_name": name, "static_configs": [static]}
+
+
+def rules_with_threshold(workdir: Path, alert: str, marker: str, value: int, *, markers: int) -> Path:
+    """The shipped rule file, written into `workdir`, with `alert`'s threshold set to `value` as the chart's
+    alerts.rules.<alert>.<marker> does: the number before each "# <marker>" comment, of which there are `markers`.
+
+    A stack cannot wait out the shipped thresholds (minutes). Counting the markers makes one that moved fail here,
+    rather than leave the shipped threshold in place and the alert silent for the length of the test.
+    """
+    text, count = re.subn(rf"\b[0-9]+ # {marker}\b", f"{value} # {marker}", RULES.read_text(encoding="utf-8"))
+    assert count == markers, (
+        f"{alert}'s {marker} markers moved (found {count}, expected {markers}): update this test"
+    )
+    path = workdir / RULES.name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_prometheus_config(
+    workdir: Path,
+    scrape_jobs: Sequence[Mapping[str, Any]],
+    *,
+    interval: str = "1s",
+    rule_file: Path | None = None,
+    alertmanager: Service | None = None,
+) -> Path:
+    """`workdir`/prometheus.yml: `scrape_jobs` (see `scrape_job`) scraped every `interval`, within it.
+
+    With `rule_file`, its rules are evaluated as often as the targets are scraped, so an alert follows a change
+    in one step; with `alertmanager`, firing alerts are sent there.
+    """
+    document: dict[str, Any] = {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval}
+    }
+    if rule_file is not None:
+        document["rule_files"] = [str(rule_file)]
+    if alertmanager is not None:
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.address]}]}]}
+    document["scrape_configs"] = [dict(job) for job in scrape_jobs]
+    return write_yaml(workdir / "prometheus.yml", document)
 
 
 # -- PromQL of the rule file and the dashboard ------------------------------------------------------------------

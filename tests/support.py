@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import App
 from exporter.config import API_KEY_ENV, Config, parse_config
 from exporter.simulator import SimJob, SimOutput, Simulator
+from exporter.webconfig import load_web_config
 
 API_KEY = "test-key-7c1e2b9d"  # recognisable, so tests can search every output for it
 REQUIRED_ENV: Final = "INTEGRATEIO_E2E_REQUIRED"
@@ -415,6 +416,40 @@ def make_pki(directory: Path) -> Pki:
 def bcrypt_hash(password: str) -> str:
     """A `basic_auth_users` hash at bcrypt's lowest cost (4): checking a password is most of a TLS test's time."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+WEB_API_JOB: Final = 157
+"""The one job of conftest's `api` simulator, which the exporters of `serving` watch."""
+
+Serve = Callable[[str], App]
+"""Start an exporter with this `--web.config.file` text (see `serving`)."""
+
+
+@contextlib.contextmanager
+def serving(api: Simulator, directory: Path, *, wait_ready: bool = False) -> Iterator[Serve]:
+    """Start exporters against `api` (conftest's fixture), one a web config text, in-process on a free port; all
+    stop on exit. Each text is written into `directory`, where its relative paths (certificates) resolve.
+
+    For the tests of the web server (auth, TLS, health paths), which need a scrape target, not particular jobs.
+    With `wait_ready`, an exporter is handed over after its first refresh, so /readyz answers as it will stay.
+    """
+    apps: list[App] = []
+
+    def start(web_config: str) -> App:
+        path = directory / f"web-{len(apps)}.yml"
+        path.write_text(web_config, encoding="utf-8")
+        app = App(make_config(api, [WEB_API_JOB], interval=5.0), ("127.0.0.1", 0), web=load_web_config(path))
+        app.start()
+        apps.append(app)
+        if wait_ready:
+            wait_until(lambda: app.site.ready(), 10, "the first refresh")
+        return app
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            app.stop()
 
 
 def client_context(pki: Pki, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:

@@ -42,10 +42,12 @@ from tests.e2e_support import (
     Expression,
     Service,
     prom_query,
+    scrape_job,
     shipped_expressions,
     start_exporter,
     start_prometheus,
     translate_label_values,
+    write_prometheus_config,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
@@ -182,23 +184,12 @@ def stack() -> Iterator[Stack]:
             cleanup.callback,
         )
 
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": SCRAPE_JOB,
-                        "static_configs": [
-                            {
-                                "targets": [f"127.0.0.1:{acme.port}"],
-                                "labels": {"cluster": CLUSTER, "namespace": NAMESPACE},
-                            }
-                        ],
-                    },
-                    {"job_name": ACCOUNTS_JOB, "static_configs": [{"targets": [f"127.0.0.1:{globex.port}"]}]},
-                ],
-            },
+        prom_config = write_prometheus_config(
+            workdir,
+            [
+                scrape_job(SCRAPE_JOB, acme, labels={"cluster": CLUSTER, "namespace": NAMESPACE}),
+                scrape_job(ACCOUNTS_JOB, globex),
+            ],
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         stack = Stack(sim, [acme, globex], prometheus)
@@ -432,15 +423,7 @@ def crowd() -> Iterator[Stack]:
             cleanup.callback,
             timeout=120.0,
         )
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "5s", "scrape_timeout": "5s"},
-                "scrape_configs": [
-                    {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-                ],
-            },
-        )
+        prom_config = write_prometheus_config(workdir, [scrape_job(SCRAPE_JOB, exporter)], interval="5s")
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         stack = Stack(sim, [exporter], prometheus)
         # three scrapes (10 s): the Stuck window's offset finds the series

@@ -30,7 +30,6 @@ Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, 
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
@@ -52,15 +51,18 @@ from tests.e2e_support import (
     WebhookReceiver,
     prom_query,
     prom_rules,
+    rules_with_threshold,
+    scrape_job,
     selectors,
     shipped_expressions,
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    write_alertmanager_config,
+    write_prometheus_config,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
-from tests.test_rules import RULES
 
 pytestmark = pytest.mark.e2e
 
@@ -256,47 +258,18 @@ def stack() -> Iterator[Stack]:
             cleanup.callback,
         )
 
-        am_config = write_yaml(
-            workdir / "alertmanager.yml",
-            {
-                "route": {
-                    # One group per alert name and package or job: a notification lists every firing alert of
-                    # its group, so the one announcing package 12 would also show a wrongly alerting healthy
-                    # package.
-                    "receiver": "webhook",
-                    "group_by": ["alertname", "package_id", "job_id"],
-                    "group_wait": "0s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [
-                    {"name": "webhook", "webhook_configs": [{"url": webhook.url, "send_resolved": True}]}
-                ],
-            },
-        )
+        # One group per alert name and package or job: a notification lists every firing alert of its group, so
+        # the one announcing package 12 would also show a wrongly alerting healthy package.
+        am_config = write_alertmanager_config(workdir, webhook.url, ["alertname", "package_id", "job_id"])
         alertmanager = start_alertmanager(
             binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
 
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_with_a_short_grace(workdir))],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
-                },
-                "scrape_configs": [
-                    {
-                        "job_name": SCRAPE_JOB,
-                        "static_configs": [{"targets": [f"127.0.0.1:{shard.port}" for shard in shards]}],
-                    },
-                    {
-                        "job_name": ACCOUNTS_JOB,
-                        "static_configs": [{"targets": [f"127.0.0.1:{accounts_exporter.port}"]}],
-                    },
-                ],
-            },
+        prom_config = write_prometheus_config(
+            workdir,
+            [scrape_job(SCRAPE_JOB, *shards), scrape_job(ACCOUNTS_JOB, accounts_exporter)],
+            rule_file=rules_with_a_short_grace(workdir),
+            alertmanager=alertmanager,
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
 
@@ -329,14 +302,10 @@ def _id(expression: Expression) -> str:
 
 
 def rules_with_a_short_grace(workdir: Path) -> Path:
-    """The shipped rule file with IntegrateioPackageFailed's grace set to GRACE_SECONDS, as the chart's
-    alerts.rules.IntegrateioPackageFailed.graceSeconds does (the number before "# graceSeconds")."""
-    text = RULES.read_text(encoding="utf-8")
-    short, count = re.subn(r"\b[0-9]+ # graceSeconds\b", f"{GRACE_SECONDS} # graceSeconds", text)
-    assert count == 2, "IntegrateioPackageFailed's graceSeconds markers moved: update this test"
-    path = workdir / RULES.name
-    path.write_text(short, encoding="utf-8")
-    return path
+    """The shipped rule file with IntegrateioPackageFailed's grace set to GRACE_SECONDS, at both of its markers (the
+    failure's age, and the window in which a retry that started holds the page back); tests/test_webhook_e2e.py's
+    stack uses it too."""
+    return rules_with_threshold(workdir, "IntegrateioPackageFailed", "graceSeconds", GRACE_SECONDS, markers=2)
 
 
 def test_failed_package_reaches_the_webhook_once_with_its_link_and_runbook(stack: Stack) -> None:
@@ -404,7 +373,7 @@ def test_shards_split_the_jobs_and_share_the_credits(stack: Stack) -> None:
     """Each shard watches the job ids that hash to it, and allows itself half of the key's credits."""
     answer = stack.query(f'integrateio_watched_jobs{{job="{SCRAPE_JOB}"}}')
     watched = {s["metric"]["instance"]: int(float(s["value"][1])) for s in answer["data"]["result"]}
-    expected = {f"127.0.0.1:{shard.port}": len(SHARDS[index]) for index, shard in enumerate(stack.shards)}
+    expected = {shard.address: len(SHARDS[index]) for index, shard in enumerate(stack.shards)}
     assert watched == expected
     answer = stack.query(f'integrateio_budget_limit_credits{{job="{SCRAPE_JOB}"}}')
     limits = {int(float(s["value"][1])) for s in answer["data"]["result"]}

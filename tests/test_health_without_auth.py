@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ import yaml
 
 from exporter.app import App
 from exporter.errors import ConfigError
-from exporter.simulator import SimJob, Simulator
+from exporter.simulator import Simulator
 from exporter.webconfig import load_web_config
-from tests.support import API_KEY, bcrypt_hash, make_config, wait_until
+from tests.support import Serve, bcrypt_hash, serving
 
 USER, PASSWORD = "prometheus", "scrape-password-5b1f"
 CHART = Path(__file__).resolve().parent.parent / "helm/integrateio-exporter"
@@ -37,35 +37,10 @@ def password_hash() -> str:
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Simulator]:
-    simulator = Simulator(account_id="acme", api_key=API_KEY)
-    simulator.add_job(SimJob(id=157, status="running", progress=0.5))
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-Serve = Callable[[str], App]
-
-
-@pytest.fixture(scope="module")
 def serve(api: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """Start a ready exporter with the given web config text; they live as long as the module."""
-    directory = tmp_path_factory.mktemp("web")
-    apps: list[App] = []
-
-    def start(web_config: str) -> App:
-        path = directory / f"web-{len(apps)}.yml"
-        path.write_text(web_config, encoding="utf-8")
-        app = App(make_config(api, [157], interval=5.0), ("127.0.0.1", 0), web=load_web_config(path))
-        app.start()
-        apps.append(app)
-        wait_until(lambda: app.site.ready(), 10, "the first refresh")
-        return app
-
-    yield start
-    for app in apps:
-        app.stop()
+    with serving(api, tmp_path_factory.mktemp("web"), wait_ready=True) as start:
+        yield start
 
 
 def get(app: App, path: str, *, method: str = "GET", auth: bool = False) -> int:

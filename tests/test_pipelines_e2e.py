@@ -15,7 +15,6 @@ Needs `prometheus` and `prometheus-alertmanager` on PATH: skipped without them, 
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
@@ -29,13 +28,16 @@ from exporter.simulator import SimCluster, SimSchedule, Simulator
 from tests.e2e_support import (
     WebhookReceiver,
     prom_query,
+    rules_with_threshold,
+    scrape_job,
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    write_alertmanager_config,
+    write_prometheus_config,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
-from tests.test_rules import RULES
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +46,6 @@ SCRAPE_JOB = "integrateio-exporter"
 LATE_SECONDS = 3
 DUE_IN_SECONDS = 8  # schedule 203's next run, from the start: after Prometheus has scraped it as not yet due
 ALERT_TIMEOUT = 60.0
-
-
-def rules_with_a_short_late(workdir: Path) -> Path:
-    """The shipped rule file with IntegrateioScheduleMissedRun's lateSeconds set to LATE_SECONDS, as the chart's
-    alerts.rules.IntegrateioScheduleMissedRun.lateSeconds does (the number before "# lateSeconds")."""
-    text, count = re.subn(
-        r"\b[0-9]+ # lateSeconds\b", f"{LATE_SECONDS} # lateSeconds", RULES.read_text("utf-8")
-    )
-    assert count == 1, "IntegrateioScheduleMissedRun's lateSeconds marker moved: update this test"
-    path = workdir / RULES.name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_a_missed_schedule_run_reaches_alertmanager() -> None:
@@ -108,36 +98,17 @@ def test_a_missed_schedule_run_reaches_alertmanager() -> None:
             workdir,
             cleanup.callback,
         )
-        am_config = write_yaml(
-            workdir / "alertmanager.yml",
-            {
-                "route": {
-                    "receiver": "webhook",
-                    "group_by": ["alertname", "schedule_id"],
-                    "group_wait": "0s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [
-                    {"name": "webhook", "webhook_configs": [{"url": webhook.url, "send_resolved": True}]}
-                ],
-            },
-        )
+        am_config = write_alertmanager_config(workdir, webhook.url, ["alertname", "schedule_id"])
         alertmanager = start_alertmanager(
             binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_with_a_short_late(workdir))],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
-                },
-                "scrape_configs": [
-                    {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-                ],
-            },
+        prom_config = write_prometheus_config(
+            workdir,
+            [scrape_job(SCRAPE_JOB, exporter)],
+            rule_file=rules_with_threshold(
+                workdir, "IntegrateioScheduleMissedRun", "lateSeconds", LATE_SECONDS, markers=1
+            ),
+            alertmanager=alertmanager,
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
 

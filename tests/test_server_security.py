@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,17 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import App
-from exporter.simulator import SimJob, Simulator
-from exporter.webconfig import load_web_config
-from tests.support import API_KEY, Pki, bcrypt_hash, client_context, handshake_error, make_config
+from exporter.simulator import Simulator
+from tests.support import (
+    API_KEY,
+    WEB_API_JOB,
+    Pki,
+    Serve,
+    bcrypt_hash,
+    client_context,
+    handshake_error,
+    serving,
+)
 
 USER = "prometheus"
 PASSWORD = "s3cret-scrape-password"
@@ -45,34 +53,11 @@ def unicode_password_hash() -> str:
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Simulator]:
-    simulator = Simulator(account_id="acme", api_key=API_KEY)
-    simulator.add_job(SimJob(id=157, status="running", progress=0.5))
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-Serve = Callable[[str], App]
-
-
-@pytest.fixture(scope="module")
 def serve(pki: Pki, api: Simulator) -> Iterator[Serve]:
     """Start an exporter with the given web config text (written next to the certificates); the exporters
     live as long as the module, since none of these tests changes one."""
-    apps: list[App] = []
-
-    def start(web_config: str) -> App:
-        path = pki.directory / f"web-{len(apps)}.yml"
-        path.write_text(web_config, encoding="utf-8")
-        app = App(make_config(api, [157], interval=5.0), ("127.0.0.1", 0), web=load_web_config(path))
-        app.start()
-        apps.append(app)
-        return app
-
-    yield start
-    for app in apps:
-        app.stop()
+    with serving(api, pki.directory) as start:
+        yield start
 
 
 TLS = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
@@ -342,7 +327,7 @@ def test_a_bad_web_config_exits_2_with_one_line_naming_the_key(
     web_file.write_text(web_config, encoding="utf-8")
     config_file = tmp_path / "config.yaml"
     config_file.write_text(
-        f"api:\n  account_id: acme\n  base_url: {api.base_url}\njobs: [157]\n", encoding="utf-8"
+        f"api:\n  account_id: acme\n  base_url: {api.base_url}\njobs: [{WEB_API_JOB}]\n", encoding="utf-8"
     )
 
     result = subprocess.run(

@@ -34,9 +34,12 @@ from tests.e2e_support import (
     Service,
     WebhookReceiver,
     prom_query,
+    scrape_job,
     start_alertmanager,
     start_exporter,
     start_prometheus,
+    write_alertmanager_config,
+    write_prometheus_config,
     write_yaml,
 )
 from tests.support import require_tools, wait_until
@@ -100,36 +103,15 @@ def stack() -> Iterator[Stack]:
         exporter = start_exporter("exporter", config, [], {API_KEY_ENV: API_KEY}, workdir, cleanup.callback)
         sim.send_hooks(HookTarget(exporter.url("/hooks/integrateio"), USER, PASSWORD, SALT))
 
-        am_config = write_yaml(
-            workdir / "alertmanager.yml",
-            {
-                "route": {
-                    "receiver": "receiver",
-                    "group_by": ["alertname", "package_id"],
-                    "group_wait": "0s",
-                    "group_interval": "1s",
-                    "repeat_interval": "1h",
-                },
-                "receivers": [
-                    {"name": "receiver", "webhook_configs": [{"url": receiver.url, "send_resolved": True}]}
-                ],
-            },
-        )
+        am_config = write_alertmanager_config(workdir, receiver.url, ["alertname", "package_id"])
         alertmanager = start_alertmanager(
             binaries["prometheus-alertmanager"], am_config, workdir, cleanup.callback
         )
-        prom_config = write_yaml(
-            workdir / "prometheus.yml",
-            {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_with_a_short_grace(workdir))],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
-                },
-                "scrape_configs": [
-                    {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-                ],
-            },
+        prom_config = write_prometheus_config(
+            workdir,
+            [scrape_job(SCRAPE_JOB, exporter)],
+            rule_file=rules_with_a_short_grace(workdir),
+            alertmanager=alertmanager,
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
         yield Stack(sim, exporter, prometheus, alertmanager, receiver)

@@ -179,34 +179,34 @@ def build_demo(
     return sim
 
 
+def _hourly(
+    schedule_id: int, name: str, package_id: int, *, next_run_at: int, execution_count: int, outcome: str
+) -> SimSchedule:
+    """An hourly schedule of one package that keeps time: its runs start when due (`runs`) and end in
+    `outcome`, as the last one did an hour before `next_run_at`."""
+    return SimSchedule(
+        schedule_id,
+        name,
+        interval_unit="hours",
+        next_run_at=next_run_at,
+        last_run_at=next_run_at - 3600,
+        last_run_status=outcome,
+        execution_count=execution_count,
+        package_ids=(package_id,),
+        runs=True,
+        outcome=outcome,
+    )
+
+
 def add_pipelines(sim: Simulator, now: int | None = None) -> None:
     """The demo's schedules and clusters (see the table above), dated from `now` (default: the wall clock)."""
     now = int(time.time()) if now is None else now
     hour, day = 3600, 86400
     for schedule in (
-        SimSchedule(
-            201,
-            "orders hourly",
-            interval_unit="hours",
-            next_run_at=now + 20 * 60,
-            last_run_at=now - 40 * 60,
-            last_run_status="completed",
-            execution_count=312,
-            package_ids=(434,),
-            runs=True,
+        _hourly(
+            201, "orders hourly", 434, next_run_at=now + 20 * 60, execution_count=312, outcome="completed"
         ),
-        SimSchedule(
-            202,
-            "customers sync",
-            interval_unit="hours",
-            next_run_at=now + 35 * 60,
-            last_run_at=now - 25 * 60,
-            last_run_status="failed",
-            execution_count=97,
-            package_ids=(435,),
-            runs=True,
-            outcome="failed",
-        ),
+        _hourly(202, "customers sync", 435, next_run_at=now + 35 * 60, execution_count=97, outcome="failed"),
         SimSchedule(
             203,
             "inventory nightly",
