@@ -264,8 +264,9 @@ class Poller:
         return self._discovery.watched() if self._discovery is not None else list(self._config.jobs)
 
     def _restore(self) -> None:
-        """Before the first API call: the state file's followed runs are followed again, and its jobs and
-        packages go back into the cache, so /metrics serves the same package series from the start."""
+        """Before the first API call: the state file's followed runs are followed again, its jobs and packages go
+        back into the cache, and its schedules and clusters into their tasks (when their sections are on), so
+        /metrics serves the same package, schedule and cluster series from the start."""
         if self._state is None:
             self._cache.set_watched(self._watched())
             return
@@ -275,6 +276,10 @@ class Poller:
         self._cache.set_watched(self._watched())
         discovered = self._config.discover.package_ids if self._config.discover is not None else ()
         self._state.restore(self._cache, saved, discovered)
+        if self._schedules is not None and saved.schedules is not None:
+            self._schedules.restore(saved.schedules.items, saved.schedules.last_success)
+        if self._clusters is not None and saved.clusters is not None:
+            self._clusters.restore(saved.clusters.items, saved.clusters.last_success)
 
     @staticmethod
     def _state_store(config: Config, current: StateStore | None) -> StateStore | None:

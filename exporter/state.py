@@ -7,17 +7,20 @@ After a restart the exporter would otherwise know nothing until the API answered
 - a run discovery follows may be off its package's newest page by now, and would never be followed to its end;
 - a final job never changes, yet it would be asked for again: a thousand credits at every deploy.
 
-So the file keeps (version 2): every watched job's last values and when they were fetched (final jobs are then
+So the file keeps (version 3): every watched job's last values and when they were fetched (final jobs are then
 never fetched again; the others are, as usual, and show their last values meanwhile), per package its last
 finished run, last success, last failure, its last `HISTORY_LENGTH` finished runs and its run totals (finished
 runs per status, completed runs' runtimes per bucket: `RunTotals`, so the counters never go back to 0), and the
-runs discovery follows. All of it goes back into the cache before the first API call, so /metrics serves the same package
-series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from those jobs; a
-version 2 file written before run totals existed has them counted from each package's history.
+runs discovery follows; and the last good read of the schedules and the clusters, with when it was
+(`exporter.pipelinestate`). All of it goes back before the first API call, so /metrics serves the same package,
+schedule and cluster series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from
+those jobs; a version 2 file written before run totals existed has them counted from each package's history, and
+has no schedules or clusters (they appear with the first read, as without a file).
 
 The file is a convenience, never a dependency: missing, unreadable, corrupt, from another account or an unknown
-format version — it is reported in one log line and ignored. It is rewritten only when something it keeps
-changed (a status, a package, the followed runs; not a running job's progress): 5,000 jobs and 500 packages with
+format version — it is reported in one log line and ignored; a schedules or clusters section it cannot read is
+ignored the same way, alone. It is rewritten only when something it keeps changed (a status, a package, the
+followed runs, a schedule or cluster, a read of those; not a running job's progress): 5,000 jobs and 500 packages with
 full histories make 2.5 MB, written in about 70 ms and read in about 80 ms. Writes go to a temporary file,
 flushed to disk and renamed over the old one, so a crash or a full disk mid-write leaves the previous state
 intact; a write that fails removes its temporary file, and one a SIGKILL left behind is removed at the next
@@ -31,30 +34,39 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from exporter.cache import JobCache, PackageState
+from exporter.cache import ExporterState, JobCache, PackageState
 from exporter.history import Run, RunTotals
 from exporter.model import Job, JobOutput, JobStatus
+from exporter.pipelines import Cluster, Schedule
+from exporter.pipelinestate import CLUSTERS, SCHEDULES, SavedListing, Section, listing_document, listing_from
+from exporter.statevalues import count, optional_float, optional_text
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 kept final jobs only
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1 kept final jobs only, version 2 no schedules or clusters
 JOB_FIELDS = tuple(each.name for each in fields(Job))
+
+L = TypeVar("L", Schedule, Cluster)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class SavedState:
-    """What a state file held: jobs (id → last values, when fetched), followed runs (id → creation time) and
-    packages (id → state, without the `account` label, which is the cache's)."""
+    """What a state file held: jobs (id → last values, when fetched), followed runs (id → creation time),
+    packages (id → state, without the `account` label, which is the cache's), and the last good read of the
+    schedules and of the clusters (None: not kept, or the section is off)."""
 
     jobs: dict[int, tuple[Job, float]] = field(default_factory=dict)
     followed: dict[int, float] = field(default_factory=dict)
     packages: dict[int, PackageState] = field(default_factory=dict)
+    schedules: SavedListing[Schedule] | None = None
+    clusters: SavedListing[Cluster] | None = None
 
     def package_of(self, job_id: int) -> int | None:
         """The package of a kept job, None when unknown."""
@@ -93,22 +105,37 @@ class StateStore:
             )
 
     def save(self, cache: JobCache, followed: Mapping[int, float]) -> None:
-        """Rewrite the file when a job's status, a package or the followed runs changed since the last write."""
+        """Rewrite the file when a job's status, a package, the followed runs, the schedules or the clusters (or
+        when they were read) changed since the last write."""
         snapshot = cache.snapshot()
         jobs = {
             state.job_id: (state.job, state.last_success)
             for state in snapshot.jobs
             if state.job is not None and state.last_success is not None
         }
+        schedules = _listing(snapshot.exporter, SCHEDULES.resource, snapshot.exporter.schedules)
+        clusters = _listing(snapshot.exporter, CLUSTERS.resource, snapshot.exporter.clusters)
         summary = (
             tuple((job_id, job.status) for job_id, (job, _) in jobs.items()),
             snapshot.packages,
             tuple(sorted(followed.items())),
+            schedules,
+            clusters,
         )
         if summary != self._saved and save_state(
-            self.path, self.account_id, SavedState(jobs, dict(followed), _by_id(snapshot.packages))
+            self.path,
+            self.account_id,
+            SavedState(jobs, dict(followed), _by_id(snapshot.packages), schedules, clusters),
         ):
             self._saved = summary
+
+
+def _listing(exporter: ExporterState, resource: str, items: tuple[L, ...] | None) -> SavedListing[L] | None:
+    """What the cache shows of a listed resource, to keep; None while its section is off."""
+    if items is None:
+        return None
+    health = exporter.listing.get(resource)
+    return SavedListing(items, None if health is None else health.last_success)
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -141,13 +168,36 @@ def load_state(path: str, account_id: str) -> SavedState:
     except (OSError, ValueError) as error:
         log.warning("state file %s ignored: cannot read it as JSON (%s)", path, type(error).__name__)
         return SavedState()
+    state = _readable(f"state file {path}", lambda: _parse(document, account_id))
+    if state is None:
+        return SavedState()
+    return replace(
+        state,
+        schedules=_section(path, document, SCHEDULES),
+        clusters=_section(path, document, CLUSTERS),
+    )
+
+
+def _section(path: str, document: dict[str, Any], section: Section[L]) -> SavedListing[L] | None:
+    """A schedules or clusters section, None when the file has none; one that cannot be read is ignored alone,
+    in one log line: the jobs and packages are good all the same."""
+    if document.get(section.resource) is None:
+        return None
+    return _readable(
+        f"state file {path}: its {section.resource}",
+        lambda: listing_from(document[section.resource], section),
+    )
+
+
+def _readable(what: str, parse: Callable[[], R]) -> R | None:
+    """What `parse` reads, or None after one log line saying why `what` is ignored."""
     try:
-        return _parse(document, account_id)
+        return parse()
     except KeyError as error:
-        log.warning("state file %s ignored: malformed (missing %s)", path, error)
+        log.warning("%s ignored: malformed (missing %s)", what, error)
     except (TypeError, ValueError, AttributeError) as error:
-        log.warning("state file %s ignored: %s", path, error)
-    return SavedState()
+        log.warning("%s ignored: %s", what, error)
+    return None
 
 
 def save_state(path: str, account_id: str, state: SavedState) -> bool:
@@ -164,6 +214,9 @@ def save_state(path: str, account_id: str, state: SavedState) -> bool:
             str(package_id): _package_document(package) for package_id, package in state.packages.items()
         },
     }
+    for section, listing in ((SCHEDULES, state.schedules), (CLUSTERS, state.clusters)):
+        if listing is not None:
+            document[section.resource] = listing_document(listing)
     target = Path(path)
     temporary: str | None = None
     try:
@@ -187,7 +240,7 @@ def save_state(path: str, account_id: str, state: SavedState) -> bool:
 
 def _parse(document: Any, account_id: str) -> SavedState:
     if not isinstance(document, dict) or document.get("version") not in READABLE_VERSIONS:
-        raise ValueError("not a version 1 or 2 state file")
+        raise ValueError("not a version 1, 2 or 3 state file")
     if document.get("account_id") != account_id:
         raise ValueError(f"written for account {document.get('account_id')!r}, not {account_id!r}")
     jobs = {}
@@ -252,19 +305,13 @@ def _totals_from(document: Any, history: tuple[Run, ...]) -> RunTotals:
     if document is None:
         return RunTotals.of(history)
     return RunTotals(
-        completed=_count(document["completed"]),
-        failed=_count(document["failed"]),
-        stopped=_count(document["stopped"]),
-        buckets=tuple(_count(bucket) for bucket in document["buckets"]),
+        completed=count(document["completed"]),
+        failed=count(document["failed"]),
+        stopped=count(document["stopped"]),
+        buckets=tuple(count(bucket) for bucket in document["buckets"]),
         runtime_sum=float(document["runtime_sum"]),
-        evicted_until=_optional_float(document["evicted_until"]),
+        evicted_until=optional_float(document["evicted_until"]),
     )
-
-
-def _count(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected a count, got {value!r}")
-    return value
 
 
 def _package_from(package_id: int, document: dict[str, Any]) -> PackageState:
@@ -272,10 +319,10 @@ def _package_from(package_id: int, document: dict[str, Any]) -> PackageState:
     history = tuple(_run_from(run) for run in document["history"])
     return PackageState(
         package_id,
-        name=_optional_text(document["name"]),
+        name=optional_text(document["name"]),
         last_finished=None if last_run is None else _job_from(last_run),
-        last_success=_optional_float(document["last_success"]),
-        last_failure=_optional_float(document["last_failure"]),
+        last_success=optional_float(document["last_success"]),
+        last_failure=optional_float(document["last_failure"]),
         history=history,
         totals=_totals_from(document.get("runs"), history),
     )
@@ -285,18 +332,8 @@ def _run_from(document: Any) -> Run:
     """A run as [job id, status, started, finished, runtime]: compact, 20 per package."""
     job_id, status, started, finished, runtime = document
     return Run(
-        int(job_id), JobStatus(status), _optional_float(started), float(finished), _optional_float(runtime)
+        int(job_id), JobStatus(status), optional_float(started), float(finished), optional_float(runtime)
     )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"expected a text, got {type(value).__name__}")
-    return value
 
 
 def _job_document(job: Job) -> dict[str, Any]:
@@ -313,7 +350,7 @@ def _output_from(document: Any) -> JobOutput:
     if isinstance(document, dict):
         return JobOutput(**document)
     output_id, name, records = document
-    return JobOutput(int(output_id), _optional_text(name), _optional_float(records))
+    return JobOutput(int(output_id), optional_text(name), optional_float(records))
 
 
 def _job_from(document: dict[str, Any]) -> Job:

@@ -15,6 +15,7 @@ import pytest
 
 from exporter.app import App
 from exporter.simulator import SimJob, SimOutput, Simulator
+from exporter.state import FORMAT_VERSION
 from tests.support import make_config, max_requests_in_any_window, scrape, wait_until
 
 Start = Callable[..., App]
@@ -74,7 +75,7 @@ def test_final_jobs_survive_a_restart_and_cost_nothing(sim: Simulator, tmp_path:
     ("content", "message"),
     [
         ("{not json", "state file {path} ignored: cannot read it as JSON (JSONDecodeError)"),
-        ('{"version": 99}', "state file {path} ignored: not a version 1 or 2 state file"),
+        ('{"version": 99}', "state file {path} ignored: not a version 1, 2 or 3 state file"),
         (
             '{"version": 1, "account_id": "other", "jobs": {}}',
             "state file {path} ignored: written for account 'other', not 'acme'",
@@ -154,7 +155,9 @@ def v1_job(job_id: int, status: str, finished: float, runtime: float) -> dict[st
     }
 
 
-def test_a_version_1_file_is_read_and_rewritten_as_version_2(sim: Simulator, tmp_path: Path) -> None:
+def test_a_version_1_file_is_read_and_rewritten_as_the_current_version(
+    sim: Simulator, tmp_path: Path
+) -> None:
     add_jobs(sim)
     state = tmp_path / "state.json"
     version_1 = {
@@ -180,7 +183,7 @@ def test_a_version_1_file_is_read_and_rewritten_as_version_2(sim: Simulator, tmp
         )
         assert metrics.get("integrateio_package_typical_duration_seconds", package_id="434") is None  # 1 run
         wait_until(
-            lambda: json.loads(state.read_text())["version"] == 2, 5, "the file rewritten as version 2"
+            lambda: json.loads(state.read_text())["version"] == FORMAT_VERSION, 5, "the file rewritten"
         )
     finally:
         app.stop()

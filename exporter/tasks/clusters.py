@@ -2,8 +2,8 @@
 
 Everything but what a cluster is lives in `tasks.listed`, shared with schedules. The API lists terminated
 clusters for ever; one stays on /metrics for `clusters.terminated_max_age_seconds` after it terminated (by its
-`terminated_at`, else from when we first saw it terminated), so a dashboard shows what just ended and the
-series of old clusters do not pile up.
+`terminated_at`, else from when this process first saw it terminated: the state file does not keep that moment),
+so a dashboard shows what just ended and the series of old clusters do not pile up.
 """
 
 from __future__ import annotations

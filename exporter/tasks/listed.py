@@ -10,6 +10,9 @@ in `integrateio_listing_errors_total{resource, error}` by the fetcher's error cl
 is skipped and counted `invalid_item`; an item with a field the API should always send usably (null, garbage) is
 counted `invalid_field` and keeps that field's previous value. Items missing from a complete read were deleted
 and leave /metrics.
+
+With a state file, a restart serves the items of the last good read, and when it was (`restore`), until the
+first read of the new process replaces them (`exporter.pipelinestate`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from exporter.client import ApiError
 from exporter.fetcher import Fetcher
 from exporter.paging import read_pages
 from exporter.pipelines import Listed, parse_list
-from exporter.planner import listed_interval
+from exporter.planner import PAGE_SIZE, listed_interval
 from exporter.tasks import Cost, Cycle
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED_PAGES = 50  # 5,000 schedules or clusters in one account is far beyond any real one
+MAX_LISTED_ITEMS = MAX_LISTED_PAGES * PAGE_SIZE  # the most one read holds: also the state file's cap
 DUE_SLACK_SECONDS = 1.0  # a cycle that starts a moment before the read is due still reads it
 
 
@@ -137,6 +141,15 @@ class ListedTask(Generic[ItemT]):
         self._items = self.kept(items)
         self._health = replace(self._health, last_success=self._wall_clock())
         self._publish()
+
+    def restore(self, items: tuple[ItemT, ...], last_success: float | None) -> None:
+        """Serve what the state file kept, before the first API call: the items of the last good read, and when
+        that was (not now: they were not just read). The first read, due at once, replaces them whole; one that
+        fails keeps them, as it keeps any last good values."""
+        self._items = {item.id: item for item in items}
+        self._health = replace(self._health, last_success=last_success)
+        self._publish()
+        log.info("%s: %d restored from the state file", self.resource, len(items))
 
     def kept(self, items: dict[int, ItemT]) -> dict[int, ItemT]:
         """The items to keep showing; clusters drop those terminated long ago."""
