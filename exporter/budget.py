@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from exporter.config import RateLimitConfig
 from exporter.sharing import ForeignSpend, share
 
+SHARED_BURST = 3.0  # requests that may go back to back however small the share others leave us
+
 
 @dataclass(frozen=True)
 class BudgetSnapshot:
@@ -101,8 +103,10 @@ class CreditBudget:
         self._rate = self._share / self._window
         self._burst = float(max(1, min(self._limit, max(10, self._limit // 20))))
         if self._share < self._limit:
-            # Sharing a busy key: a burst saved up at the old pace must not be spent at once at the new one.
-            self._burst = max(1.0, min(self._burst, self._share / 10))
+            # Sharing a busy key: a burst saved up at the old pace must not be spent at once at the new one. A
+            # few credits back to back stay allowed, or the pages of one cycle's lists would be read minutes
+            # apart at a small share (see `Fetcher.gather`).
+            self._burst = min(self._burst, max(SHARED_BURST, self._share / 10))
             self._tokens = min(self._tokens, self._burst)
 
     @property
@@ -148,22 +152,30 @@ class CreditBudget:
                 self._api_remaining -= 1  # until the answer's header corrects it
             return True
 
-    def wait_seconds(self) -> float:
-        """How long until try_spend can succeed, if nothing else changes; 0 when it can now."""
+    def wait_seconds(self, credits: int = 1) -> float:
+        """How long until `credits` requests can go back to back (try_spend succeeding each time), if nothing
+        else changes; 0 when they can now. More than `burst_credits` are never asked for at once."""
         with self._lock:
-            return self._wait_locked(self._clock())
+            return self._wait_locked(self._clock(), credits)
 
-    def _wait_locked(self, now: float) -> float:
+    @property
+    def burst_credits(self) -> int:
+        """The most requests that may go back to back: what `wait_seconds` can ever promise at once."""
+        with self._lock:
+            return int(self._burst)
+
+    def _wait_locked(self, now: float, credits: int = 1) -> float:
         self._forget_old(now)
         self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._rate)
         self._tokens_at = now
-        waits = [self._paused_until - now, (1.0 - self._tokens) / self._rate]
+        waits = [self._paused_until - now, (credits - self._tokens) / self._rate]
         if self._probe_in_flight:
             waits.append(0.1)
-        if len(self._sent) >= self._limit:
-            # The oldest send that still counts must leave the window before another fits.
-            waits.append(self._sent[len(self._sent) - self._limit] + self._window + self._guard - now)
-        if self._held_by_api_locked():
+        if len(self._sent) + credits > self._limit:
+            # The oldest sends that still count must leave the window before `credits` more fit.
+            oldest = self._sent[len(self._sent) + credits - 1 - self._limit]
+            waits.append(oldest + self._window + self._guard - now)
+        if self._held_by_api_locked(credits):
             waits.append(self._backoff_base)  # until a rate-limit reading shows the key has recovered
         return max(0.0, *waits)
 
@@ -172,10 +184,11 @@ class CreditBudget:
         while self._sent and self._sent[0] <= horizon:
             self._sent.popleft()
 
-    def _held_by_api_locked(self) -> bool:
+    def _held_by_api_locked(self, credits: int = 1) -> bool:
+        """True while the key has fewer than `credits` left above the reserve: spending them would dig into it."""
         # The reserve is a share of the key's real limit when the API has told us it, else of our config.
         floor = int((self._api_limit or self._credits) * self._reserve)
-        return self._api_remaining is not None and self._api_remaining <= floor
+        return self._api_remaining is not None and self._api_remaining - (credits - 1) <= floor
 
     def observe_api(self, limit: int | None, remaining: int | None) -> None:
         """Record the API's own view of the key's credits (response headers or rate_limit_status)."""
@@ -191,10 +204,11 @@ class CreditBudget:
                     self._foreign_spend = self._foreign.estimate(now)
                     self._set_share_locked()
 
-    def held_by_api(self) -> bool:
-        """True while other clients of the key have left no more than the reserve: we wait for it to recover."""
+    def held_by_api(self, credits: int = 1) -> bool:
+        """True while other clients of the key have left fewer than `credits` above the reserve: we wait for it
+        to recover."""
         with self._lock:
-            return self._held_by_api_locked()
+            return self._held_by_api_locked(credits)
 
     def record_accepted(self) -> None:
         """An answer that was neither a 429 nor a refused key: the next refusal backs off from the start."""
@@ -212,7 +226,9 @@ class CreditBudget:
                 return self._paused_until - now
             self._consecutive_refusals += 1
             self._probe_in_flight = False
-            backoff: float = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
+            backoff: float = min(
+                self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1)
+            )
             # The server's Retry-After may lengthen the pause, never shorten it: a 0 or a date in the past would
             # mean trying again at once into the same 429, and the API blacklists users who keep hitting it.
             pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, backoff))

@@ -50,6 +50,8 @@ T = TypeVar("T")
 
 # Outcomes that say the API could not be reached or would not serve us: integrateio_api_up goes to 0.
 DOWN_ERRORS = (Unauthorized, Forbidden, ConnectionFailed, ApiTimeout, ServerError)
+# How long, as a share of the budget's window, a cycle waits to read its lists together (`Fetcher.gather`).
+GATHER_PATIENCE = 0.2
 LINK_REFUSED = (
     "link_refused"  # a list page answered, but its next-page link leaves the API root: not followed
 )
@@ -244,15 +246,35 @@ class Fetcher:
         else:
             self._budget.record_accepted()
 
+    def gather(self, credits: int) -> None:
+        """Wait, at most `GATHER_PATIENCE` of the window, until `credits` requests (at most the budget's burst) can go back
+        to back; raise Stopping on stop() or reload().
+
+        A cycle's status lists are one picture of the account only when they are read together. Read a credit
+        at a time while the key trickles back (a neighbour took all but the reserve), they would be minutes
+        apart: a job moving from one list to another in between is on neither, costs a confirming GET, and those
+        GETs stretch the next cycle further. Waiting for the credits first costs no freshness — the lists could
+        not have been read sooner — and the patience keeps a key that never recovers that far from stopping
+        the reads."""
+        credits = max(1, min(credits, self._budget.burst_credits))
+        deadline = self._clock() + GATHER_PATIENCE * self._budget.window_seconds
+        while self._budget.wait_seconds(credits) > 0.0 and self._clock() < deadline:
+            self._pause(credits, deadline - self._clock())
+
     def _acquire(self) -> None:
         """Block until the budget allows one request; raise Stopping on stop() or reload()."""
         while not self._budget.try_spend():
-            if self._budget.held_by_api():
-                self.refresh_rate_limit_status()
-            self._on_wait()
-            if self._interrupt.wait(min(max(self._budget.wait_seconds(), 0.01), 1.0)):
-                raise Stopping
-            self._on_wait()
+            self._pause(1, 1.0)
+
+    def _pause(self, credits: int, longest: float) -> None:
+        """One wait for `credits`, at most `longest` (and 1 s, to stay responsive), reading the key's real
+        credits while the reserve holds us; the poller hears that it is alive but waiting."""
+        if self._budget.held_by_api(credits):
+            self.refresh_rate_limit_status()
+        self._on_wait()
+        if self._interrupt.wait(min(max(self._budget.wait_seconds(credits), 0.01), 1.0, max(longest, 0.01))):
+            raise Stopping
+        self._on_wait()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ from dataclasses import dataclass
 
 STEPS = 20  # the pace moves in twentieths of our budget: even degradation, no jitter
 TREND_SPAN = 1 / 8  # of the window: the level is the mean of one span, the rise a fit over two
+# ... and a fit over this short span too: a neighbour that starts abruptly is seen after a few minutes of an
+# hour's window, before the key has run down to the reserve; the long fit sees a slower, steadier rise.
+RISE_SPAN = 1 / 16
+# The short fit is over the highest reading of each of this many slices of its span: a reading is only ever
+# *low* (our requests in flight count as ours before the API has charged them), so the top of each slice is
+# the count without that noise, and the dips and recoveries of a busy minute are not taken for a rise.
+RISE_BUCKETS = 4
 MIN_RISE = 2  # credits: a rise smaller than this (plus 2 % of the key) is noise in the readings
 # A step is lost only to a foreign spend of more than a quarter step beyond it: a reading is off by a credit or
 # two (a request of ours in flight, one that left our log a moment before the API's window), and a budget of
@@ -74,11 +81,16 @@ class ForeignSpend:
         span = TREND_SPAN * self._window
         recent = [r.foreign for r in self._readings if r.at > now - span]
         level = _mean(recent) if recent else float(self._readings[-1].foreign)
-        trend = [r for r in self._readings if r.at > now - 2 * span]
-        slope = _slope(trend)
         projected = level
-        if slope * 2 * span > MIN_RISE + 0.02 * self._limit:
-            projected = max(level, slope * self._window)
+        short = RISE_SPAN * self._window
+        fits = (
+            (short, _tops([r for r in self._readings if r.at > now - short], short / RISE_BUCKETS)),
+            (2 * span, [r for r in self._readings if r.at > now - 2 * span]),
+        )
+        for fitted, readings in fits:
+            slope = _slope(readings)
+            if slope * fitted > MIN_RISE + 0.02 * self._limit:
+                projected = max(projected, slope * self._window)
         return min(float(self._limit), projected)
 
 
@@ -97,6 +109,16 @@ def share(allowed: int, foreign: float | None) -> int:
 
 def _mean(values: list[int]) -> float:
     return sum(values) / len(values)
+
+
+def _tops(readings: list[Reading], slice_seconds: float) -> list[Reading]:
+    """The highest reading of each `slice_seconds` slice of time, in order."""
+    tops: dict[int, Reading] = {}
+    for reading in readings:
+        key = math.floor(reading.at / slice_seconds)
+        if key not in tops or reading.foreign > tops[key].foreign:
+            tops[key] = reading
+    return [tops[key] for key in sorted(tops)]
 
 
 def _slope(readings: list[Reading]) -> float:

@@ -139,3 +139,35 @@ def test_reconfigure_keeps_the_log_so_a_reload_cannot_overspend() -> None:
     assert budget.snapshot().spent == 20
     # The first new credit comes when all but 11 of the 20 sends have left the window.
     assert budget.wait_seconds() == pytest.approx(sent[20 - 12] + 60.0 + 1.2 - clock.now)
+
+
+def test_several_credits_back_to_back_wait_for_the_ledger_the_bucket_and_the_key() -> None:
+    """`wait_seconds(n)` promises n requests in a row (a cycle's lists read together, `Fetcher.gather`)."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=40, window_seconds=40.0, reserve=0.1), clock=clock)
+    sent: list[float] = []
+    while len(sent) < 34:
+        if budget.try_spend():
+            sent.append(clock.now)
+        else:
+            clock.now += 0.5
+    clock.now += 5.0  # the bucket has refilled: our window (36 allowed, 34 spent) is what limits
+    assert budget.wait_seconds(2) == 0.0
+    # A third fits only when the first send leaves the window (widened by its 0.8 s guard).
+    assert budget.wait_seconds(3) == pytest.approx(sent[0] + 40.0 + 0.8 - clock.now)
+    # The key: 4 is the reserve of 40, so 6 left lets 2 go and not 3.
+    budget.observe_api(40, 6)
+    assert (budget.held_by_api(1), budget.held_by_api(2), budget.held_by_api(3)) == (False, False, True)
+    assert budget.wait_seconds(2) == 0.0
+    assert budget.wait_seconds(3) >= budget.recheck_seconds
+
+
+def test_a_small_share_still_lets_a_cycles_few_lists_go_together() -> None:
+    """At a share of 13 credits, a tenth of it (1.3) would space even two list pages by minutes."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=150, window_seconds=3600.0, reserve=0.1), clock=clock)
+    assert budget.burst_credits == 10
+    # Others hold 120 of the key's 150 and nothing of ours is in the window: 15 left of our 135, in steps of 6.75.
+    budget.observe_api(150, 30)
+    assert budget.share == 13
+    assert budget.burst_credits == 3

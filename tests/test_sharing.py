@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable
 
 import pytest
+import requests
 
 from exporter.app import App
 from exporter.budget import CreditBudget
+from exporter.client import ACCEPT
 from exporter.config import ApiConfig, Config, RateLimitConfig, Shard
 from exporter.sharing import STEPS, ForeignSpend, share
 from exporter.simulator import SimJob, Simulator
-from tests.support import scrape, wait_until
+from exporter.simulator.records import RequestRecord
+from tests.support import API_KEY, scrape, scrape_when, wait_until
 from tests.test_budget import Clock
 
 WINDOW = 60.0
@@ -57,6 +60,22 @@ def test_a_neighbour_that_starts_abruptly_is_projected_at_its_new_pace_at_once()
         estimator.observe(60.0 + second, 40, 40 - int(0.4 * second), 0)
     estimate = estimator.estimate(75.0)
     assert estimate is not None and 20.0 <= estimate <= 26.0
+
+
+def test_an_abrupt_neighbour_is_seen_within_a_sixteenth_of_the_window_through_in_flight_dips() -> None:
+    """A key of 150 an hour, read every 30 s. Readings dip by up to 3 (our requests in flight count as ours
+    before the API charges them), which a steady neighbour holding 30 must not turn into a rise. Then another
+    client starts spending 100 an hour: four minutes later (a sixteenth of the hour, before the key runs down
+    to its reserve) the projection is its full pace, where a fit over a quarter of the window still said 30."""
+    estimator = ForeignSpend(3600.0)
+    dips = itertools.cycle((0, 2, 0, 1, 3, 0))
+    for at in range(0, 3601, 30):
+        estimator.observe(float(at), 150, 150 - (30 - next(dips)), 0)
+    assert estimator.estimate(3600.0) == 29.0
+    for second in range(30, 241, 30):
+        estimator.observe(3600.0 + second, 150, 150 - (30 + int(second * 100 / 3600) - next(dips)), 0)
+    estimate = estimator.estimate(3840.0)
+    assert estimate is not None and 85.0 <= estimate <= 150.0
 
 
 def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed() -> None:
@@ -101,9 +120,10 @@ def test_the_budget_paces_its_requests_to_the_share() -> None:
     assert (snapshot.foreign_spend, snapshot.share, budget.share) == (13.0, 23, 23)
     # The burst is spent; the next credit comes at the share's pace, 60 s / 23, not the budget's 60 s / 36.
     assert budget.wait_seconds() == pytest.approx(WINDOW / 23, abs=0.05)
-    # And while sharing, no burst of more than a tenth of the share is saved up for later.
+    # And while sharing, no burst of more than a tenth of the share (at least three, for a cycle's lists) is
+    # saved up for later.
     clock.now += 10 * WINDOW
-    assert [budget.try_spend() for _ in range(3)] == [True, True, False]
+    assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
 
 
 def test_a_shards_siblings_are_not_a_neighbour_but_spend_beyond_their_split_is() -> None:
@@ -168,3 +188,35 @@ def test_a_neighbour_spending_a_third_of_a_tight_key_slows_refreshes_evenly_with
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(times) >= 30.0 / (2 * stretched), times
     assert max(gaps) <= 2 * stretched, (gaps, intervals)
+
+
+def test_a_cycles_lists_wait_for_the_key_together_instead_of_trickling_minutes_apart(
+    make_sim: Callable[..., Simulator], exporter_for: Callable[..., App]
+) -> None:
+    """Another client has left one credit above the reserve (4 of 40) when the exporter starts; its first cycle
+    needs two lists (two running jobs, two queued). Read a credit at a time, the queued list would go now and the
+    running one a recheck later, and a job moving between the two in that time would be on neither. The lists
+    wait for the key instead, and go back to back once the other client's credits leave its 10 s window."""
+    sim = make_sim(credits=40, window_seconds=10.0)
+    for job_id, status in enumerate(("running", "running", "queued", "queued"), start=1):
+        sim.add_job(SimJob(id=job_id, status=status))
+    client = requests.Session()
+    client.auth = (API_KEY, "")
+    client.headers["Accept"] = ACCEPT
+    spent_at = time.monotonic()
+    for _ in range(35):  # the other client: 5 left, the reserve is 4
+        assert client.get(f"{sim.base_url}/{sim.account_id}/api/jobs/1", timeout=5).status_code == 200
+    assert sim.credits_remaining() == 5
+    time.sleep(max(0.0, spent_at + 9.4 - time.monotonic()))  # its credits leave the window 0.6 s from now
+    app = exporter_for(sim, [1, 2, 3, 4], credits=40, window=10.0, interval=1.0)
+    wait_until(lambda: len(lists(sim)) >= 2, 10, "the first cycle's two lists")
+    first, second = lists(sim)[:2]
+    assert (first.query["status"], second.query["status"]) == ("queued", "running")
+    assert second.time - first.time < 0.25
+    assert first.time >= spent_at + 10.0  # it waited for the key rather than reading one list at once
+    assert scrape_when(app, lambda m: m.get("integrateio_job_status", job_id="1", status="running"), "job 1")
+    assert [r for r in sim.requests if r.status == 429] == []
+
+
+def lists(sim: Simulator) -> list[RequestRecord]:
+    return [r for r in sim.requests if r.endpoint == "list_jobs"]

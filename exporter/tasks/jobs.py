@@ -78,6 +78,8 @@ class JobsTask:
             self._read_feed(cycle)
         plan, missing = self._plan(cycle.number, skip=cycle.refreshed, since=since)
         found: set[int] = set()
+        if plan.list_statuses:
+            self._fetch.gather(sum(self._costs.estimate(status) for status in plan.list_statuses))
         for status in plan.list_statuses:
             found |= self._read_list(status, plan.expected[status])
         leftover = confirmations(plan, found)
