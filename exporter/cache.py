@@ -61,6 +61,7 @@ class PackageState:
     package_id: int
     account: str | None = None
     name: str | None = None
+    url: str | None = None  # the package's page in the web UI, as its jobs' `package.html_url` last named it
     last_finished: Job | None = None
     last_success: float | None = None
     last_failure: float | None = None
@@ -74,8 +75,9 @@ class PackageState:
         return typical_duration(self.history)
 
     def seen(self, job: Job) -> PackageState:
-        """This package after seeing `job` (any status: its name may be new; a final one may be its latest)."""
-        state = replace(self, name=job.package_name or self.name)
+        """This package after seeing `job` (any status: its name or web page may be new; a final one may be its
+        latest). A job that does not say keeps the package's last known name and page."""
+        state = replace(self, name=job.package_name or self.name, url=job.package_url or self.url)
         finished = job.finished_at
         if not job.status.is_final or finished is None:
             return state

@@ -294,7 +294,7 @@ def listing_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
         add(LISTING_LAST_SUCCESS, (resource,), health.last_success)
     for schedule in state.schedules or ():
         key = (str(schedule.id),)
-        add(SCHEDULE_INFO, (*key, schedule.name or ""), 1.0)
+        add(SCHEDULE_INFO, (*key, schedule.name or "", schedule.url or ""), 1.0)
         add(SCHEDULE_ENABLED, key, schedule.enabled)
         add(SCHEDULE_NEXT_RUN, key, schedule.next_run_at)
         add(SCHEDULE_LAST_RUN, key, schedule.last_run_at)
@@ -308,7 +308,7 @@ def listing_samples(state: ExporterState) -> list[tuple[Family, list[Sample]]]:
             add(SCHEDULE_PACKAGE_INFO, (*key, str(package_id)), 1.0)
     for cluster in state.clusters or ():
         key = (str(cluster.id),)
-        add(CLUSTER_INFO, (*key, cluster.name or "", cluster.type or ""), 1.0)
+        add(CLUSTER_INFO, (*key, cluster.name or "", cluster.type or "", cluster.url or ""), 1.0)
         for value in CLUSTER_STATUS_VALUES:
             add(CLUSTER_STATUS, (*key, value), cluster.status.value == value)
         add(CLUSTER_NODES, key, cluster.nodes)
@@ -337,7 +337,7 @@ def _package_samples(package: PackageState, running: int) -> list[tuple[Family, 
     if package.last_failure is not None:
         families.append((PACKAGE_LAST_FAILURE, [((package_id,), package.last_failure)]))
     families.append((PACKAGE_RUNNING, [((package_id,), float(running))]))
-    families.append((PACKAGE_INFO, [((package_id, package.name or ""), 1.0)]))
+    families.append((PACKAGE_INFO, [((package_id, package.name or "", package.url or ""), 1.0)]))
     typical = package.typical_duration
     if typical is not None:
         families.append((PACKAGE_TYPICAL_DURATION, [((package_id,), typical)]))

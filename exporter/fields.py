@@ -17,6 +17,15 @@ def as_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def as_web_url(value: Any) -> str | None:
+    """A page in the Integrate.io web UI (an object's `html_url`: a job's run, a package, a schedule, a cluster),
+    linked from alerts and the dashboard: only an http(s) URL is kept, anything else is unknown (None)."""
+    text = as_text(value)
+    if text is None or not text.startswith(("https://", "http://")):
+        return None
+    return text
+
+
 def as_number(value: Any) -> float | None:
     """A finite number, accepting numbers sent as strings ("42", "0.5")."""
     if isinstance(value, bool):

@@ -461,9 +461,13 @@ SCHEDULE_INFO = declare(
     Kind.GAUGE,
     Scope.ACCOUNT,
     "Name of the schedule; always 1.",
-    ("schedule_id", "schedule_name"),
-    example='integrateio_schedule_info{schedule_id="2",schedule_name="nightly"} 1.0',
-    details="Every schedule of the account, enabled or not; only with `schedules:`.",
+    ("schedule_id", "schedule_name", "url"),
+    example=(
+        'integrateio_schedule_info{schedule_id="2",schedule_name="nightly",'
+        'url="https://integrate.example/acme/schedules/2"} 1.0'
+    ),
+    details="Every schedule of the account, enabled or not; only with `schedules:`. `url` is its page in the "
+    "Integrate.io web UI (the API's `html_url`; empty while the API has not sent one), linked from the dashboard.",
 )
 SCHEDULE_ENABLED = declare(
     "integrateio_schedule_enabled",
@@ -532,10 +536,13 @@ CLUSTER_INFO = declare(
     Kind.GAUGE,
     Scope.ACCOUNT,
     "Name and type (`sandbox` or `production`) of the cluster; always 1.",
-    ("cluster_id", "cluster_name", "type"),
-    example='integrateio_cluster_info{cluster_id="52",cluster_name="etl-prod",type="production"} 1.0',
+    ("cluster_id", "cluster_name", "type", "url"),
+    example=(
+        'integrateio_cluster_info{cluster_id="52",cluster_name="etl-prod",type="production",'
+        'url="https://integrate.example/acme/clusters/52"} 1.0'
+    ),
     details="Only with `clusters:`; a terminated cluster leaves /metrics `clusters.terminated_max_age_seconds`"
-    " after it terminated.",
+    " after it terminated. `url` as in `integrateio_schedule_info`: the cluster's page in the web UI.",
 )
 CLUSTER_STATUS = declare(
     "integrateio_cluster_status",
@@ -621,8 +628,13 @@ PACKAGE_INFO = declare(
     Kind.GAUGE,
     Scope.PACKAGE,
     "Name of the package; always 1.",
-    ("package_id", "package_name"),
-    example='integrateio_package_info{package_id="434",package_name="orders"} 1.0',
+    ("package_id", "package_name", "url"),
+    example=(
+        'integrateio_package_info{package_id="434",package_name="orders",'
+        'url="https://integrate.example/acme/packages/434"} 1.0'
+    ),
+    details="`url` as in `integrateio_schedule_info`: the package's page in the web UI, the `html_url` of the "
+    "`package` its jobs carry.",
 )
 PACKAGE_TYPICAL_DURATION = declare(
     "integrateio_package_typical_duration_seconds",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from exporter.fields import as_integer, as_non_negative, as_number, as_object, as_text
+from exporter.fields import as_integer, as_non_negative, as_number, as_object, as_text, as_web_url
 
 T = TypeVar("T")
 
@@ -87,6 +87,7 @@ class Job:
     finished_at: float | None = None
     errors: str | None = None
     html_url: str | None = None
+    package_url: str | None = None  # the package's page in the web UI: its `html_url` in the job's `package`
     attempts: int | None = None  # undocumented: kept only when the API sends a whole number (see parse_job)
     unusable: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
@@ -112,6 +113,7 @@ class Job:
             finished_at=_first(self.finished_at, previous.finished_at) if self.status.is_final else None,
             errors=_first(self.errors, previous.errors),
             html_url=_first(self.html_url, previous.html_url),
+            package_url=_first(self.package_url, previous.package_url),
             attempts=_first(self.attempts, previous.attempts),
         )
 
@@ -171,19 +173,12 @@ def parse_job(payload: Any, *, listed: bool = False) -> Job:
         created_at=parse_timestamp(payload.get("created_at")),
         finished_at=_finished_at(payload, status),
         errors=errors if isinstance(errors, str) and errors else None,
-        html_url=_web_url(payload.get("html_url")),
+        html_url=as_web_url(payload.get("html_url")),
+        package_url=as_web_url(package.get("html_url")),
         attempts=_attempts(payload.get("attempts")),
         unusable=tuple(unusable),
         absent=tuple(absent),
     )
-
-
-def _web_url(value: Any) -> str | None:
-    """The run's page in the Integrate.io web UI (`html_url`), linked from alerts; only an http(s) URL is kept."""
-    text = as_text(value)
-    if text is None or not text.startswith(("https://", "http://")):
-        return None
-    return text
 
 
 def _attempts(value: Any) -> int | None:

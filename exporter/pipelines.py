@@ -5,7 +5,9 @@ Both come from list pages (`GET /schedules`, `GET /clusters`, see the API docume
 documented becomes `unknown`, a number sent as a string (the documented schedule example sends `package_id` as
 `"1"`) is read as the number, and a field sent as null keeps the value the last good answer had
 (`filled_from`): a schedule's next run or a cluster's node count never legitimately turns null, so a null
-means "the API did not say", and it is counted (`unusable`).
+means "the API did not say", and it is counted (`unusable`). Each one's page in the web UI (`html_url`, kept only
+as an http(s) URL) keeps its last good value the same way, but is never counted: the documented list examples
+leave it out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Generic, TypeVar
 
-from exporter.fields import as_integer, as_non_negative, as_object, as_text
+from exporter.fields import as_integer, as_non_negative, as_object, as_text, as_web_url
 from exporter.model import InvalidPayload, JobStatus, parse_timestamp
 
 T = TypeVar("T")
@@ -63,6 +65,7 @@ class Schedule:
     execution_count: float | None = None
     interval_seconds: float | None = None
     package_ids: tuple[int, ...] = ()
+    url: str | None = None  # its page in the web UI (`html_url`)
     unusable: tuple[str, ...] = ()
 
     def filled_from(self, previous: Schedule) -> Schedule:
@@ -83,6 +86,7 @@ class Cluster:
     available_since: float | None = None
     terminated_at: float | None = None
     terminate_on_idle: bool | None = None
+    url: str | None = None  # its page in the web UI (`html_url`)
     unusable: tuple[str, ...] = ()
 
     def filled_from(self, previous: Cluster) -> Cluster:
@@ -133,6 +137,7 @@ def parse_schedule(payload: Any) -> Schedule:
         execution_count=as_non_negative(payload.get("execution_count")),
         interval_seconds=None if amount is None or unit is None else amount * unit,
         package_ids=package_ids,
+        url=as_web_url(payload.get("html_url")),
     )
     unusable = [
         name
@@ -166,6 +171,7 @@ def parse_cluster(payload: Any) -> Cluster:
         available_since=parse_timestamp(payload.get("available_since")),
         terminated_at=parse_timestamp(payload.get("terminated_at")),
         terminate_on_idle=idle if isinstance(idle, bool) else None,
+        url=as_web_url(payload.get("html_url")),
     )
     unusable = [
         name

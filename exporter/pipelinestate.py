@@ -30,6 +30,7 @@ from exporter.statevalues import (
     optional_flag,
     optional_float,
     optional_text,
+    optional_web_url,
     texts,
 )
 from exporter.tasks.listed import MAX_LISTED_ITEMS
@@ -48,11 +49,15 @@ class SavedListing(Generic[T]):
 
 @dataclass(frozen=True)
 class Section(Generic[T]):
-    """How one resource is kept: its key in the file, what it holds, and a strict reader for each field."""
+    """How one resource is kept: its key in the file, what it holds, and a strict reader for each field.
+
+    `later` names the fields a version 3 file written before they existed lacks: read as null when absent.
+    """
 
     resource: str
     kind: Callable[..., T]
     readers: Mapping[str, Reader]
+    later: frozenset[str] = frozenset()
 
 
 def _optional_job_status(value: Any) -> JobStatus | None:
@@ -72,8 +77,10 @@ SCHEDULES = Section(
         "execution_count": optional_float,
         "interval_seconds": optional_float,
         "package_ids": identifiers,
+        "url": optional_web_url,
         "unusable": texts,
     },
+    later=frozenset({"url"}),
 )
 CLUSTERS = Section(
     "clusters",
@@ -88,8 +95,10 @@ CLUSTERS = Section(
         "available_since": optional_float,
         "terminated_at": optional_float,
         "terminate_on_idle": optional_flag,
+        "url": optional_web_url,
         "unusable": texts,
     },
+    later=frozenset({"url"}),
 )
 
 
@@ -121,7 +130,12 @@ def listing_from(document: Any, section: Section[T]) -> SavedListing[T]:
 def _item_from(document: Any, section: Section[T]) -> T:
     if not isinstance(document, dict):
         raise TypeError(f"expected an object, got {type(document).__name__}")
-    return section.kind(**{name: read(document[name]) for name, read in section.readers.items()})
+    return section.kind(
+        **{
+            name: read(document.get(name) if name in section.later else document[name])
+            for name, read in section.readers.items()
+        }
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -8,11 +8,11 @@ After a restart the exporter would otherwise know nothing until the API answered
 - a final job never changes, yet it would be asked for again: a thousand credits at every deploy.
 
 So the file keeps (version 3): every watched job's last values and when they were fetched (final jobs are then
-never fetched again; the others are, as usual, and show their last values meanwhile), per package its last
-finished run, last success, last failure, its last `HISTORY_LENGTH` finished runs and its run totals (finished
-runs per status, completed runs' runtimes per bucket: `RunTotals`, so the counters never go back to 0), and the
-runs discovery follows; and the last good read of the schedules and the clusters, with when it was
-(`exporter.pipelinestate`). All of it goes back before the first API call, so /metrics serves the same package,
+never fetched again; the others are, as usual, and show their last values meanwhile), per package its name and
+web page, last finished run, last success, last failure, its last `HISTORY_LENGTH` finished runs and its run
+totals (finished runs per status, completed runs' runtimes per bucket: `RunTotals`, so the counters never go
+back to 0), and the runs discovery follows; and the last good read of the schedules and the clusters, with when
+it was (`exporter.pipelinestate`). All of it goes back before the first API call, so /metrics serves the same package,
 schedule and cluster series at once. Version 1 files (final jobs only) are read too, their packages rebuilt from
 those jobs; a version 2 file written before run totals existed has them counted from each package's history, and
 has no schedules or clusters (they appear with the first read, as without a file).
@@ -44,7 +44,7 @@ from exporter.history import Run, RunTotals
 from exporter.model import Job, JobOutput, JobStatus
 from exporter.pipelines import Cluster, Schedule
 from exporter.pipelinestate import CLUSTERS, SCHEDULES, SavedListing, Section, listing_document, listing_from
-from exporter.statevalues import count, optional_float, optional_text
+from exporter.statevalues import count, optional_float, optional_text, optional_web_url
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +278,7 @@ def _by_id(packages: Iterable[PackageState]) -> dict[int, PackageState]:
 def _package_document(package: PackageState) -> dict[str, Any]:
     return {
         "name": package.name,
+        "url": package.url,
         "last_run": None if package.last_finished is None else _job_document(package.last_finished),
         "last_success": package.last_success,
         "last_failure": package.last_failure,
@@ -320,6 +321,7 @@ def _package_from(package_id: int, document: dict[str, Any]) -> PackageState:
     return PackageState(
         package_id,
         name=optional_text(document["name"]),
+        url=optional_web_url(document.get("url")),  # none in a file written before packages had their page
         last_finished=None if last_run is None else _job_from(last_run),
         last_success=optional_float(document["last_success"]),
         last_failure=optional_float(document["last_failure"]),

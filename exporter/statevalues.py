@@ -45,6 +45,14 @@ def optional_text(value: Any) -> str | None:
     return None if value is None else text(value)
 
 
+def optional_web_url(value: Any) -> str | None:
+    """An object's page in the web UI, as `exporter.fields.as_web_url` keeps it from the API: http(s) only."""
+    url = optional_text(value)
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValueError(f"expected an http(s) URL, got {url!r}")
+    return url
+
+
 def texts(value: Any) -> tuple[str, ...]:
     return tuple(text(each) for each in _array(value))
 

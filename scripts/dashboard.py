@@ -14,7 +14,11 @@ that keep it readable at 5,000 jobs hold by construction:
   and in aggregated series (counts by status, records per package), never as one line each;
 - problem tables are top-N (`$top`) and sorted by the value that makes them a problem;
 - every selector carries the scrape job, cluster and namespace variables (a label that is absent matches "All",
-  `.*`), and every series of the exporter but its process-wide ones carries the account variable.
+  `.*`), and every series of the exporter but its process-wide ones carries the account variable;
+- links into the Integrate.io web UI are the pages the API names (`html_url`), which the exporter serves as the
+  `url` label of the job, package, schedule and cluster info series: a table's rows carry the `url` of what they
+  show (and job rows their package's as `package_url`), hidden, and its data links open `${__data.fields.url}`.
+  No address is ever put together on the dashboard.
 
 Plain dictionaries, no library: both grafanalib and the Grafana Foundation SDK install from PyPI, but
 grafanalib's last release (0.7.1) is from January 2024, and the SDK's builds follow Grafana's own versions
@@ -37,9 +41,6 @@ OUTPUT = REPO / "helm/integrateio-exporter/files/integrateio-dashboard.json"
 UID = "integrateio-exporter"  # the chart replaces it (and the title) per release
 TITLE = "Integrate.io jobs"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-# Web UI address of a run, as the API's `html_url` has it (xplenty-api-doc-v2: resources/job.md lists the field,
-# the job examples show https://xplenty.com/<account id>/jobs/<job id>, the package ones .../packages/<id>).
-WEB_URL = "https://xplenty.com"
 
 # Labels that identify one job's series (shards and exporters apart), and one package across the shards of a
 # scrape job (the package series of shards are combined: newest timestamps, running jobs summed).
@@ -74,17 +75,42 @@ def in_status(statuses: str) -> str:
     return f"max by ({JOB_KEY}) ({sel('integrateio_job_status', matcher)} == 1)"
 
 
-def selected(expr: str, labels: str = "package_id, package_name") -> str:
-    """`expr` (job series) kept for the jobs of the chosen packages and jobs, with their package labels."""
-    return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {SELECTED_JOBS}"
+def selected(expr: str, labels: str = "package_id, package_name", jobs: str = SELECTED_JOBS) -> str:
+    """`expr` (job series) kept for the jobs of the chosen packages and jobs (`jobs`: their info series), with
+    their package labels."""
+    return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {jobs}"
+
+
+# Each package's page in the web UI, as `package_url`, over the shards of a scrape job; packages whose page no
+# exporter knows (the API did not send it) are left out, so that a join never meets two values for one package.
+KNOWN_URL = 'url!=""'
+PACKAGE_URLS = (
+    f"max by ({PACKAGE_KEY}, package_url) "
+    f'(label_replace({sel("integrateio_package_info", KNOWN_URL)}, "package_url", "$1", "url", "(.*)"))'
+)
+# What a table's job rows carry for their links: the run's page (`url`) and its package's (`package_url`).
+JOB_LINK_LABELS = "package_id, package_name, url, package_url"
+
+
+def with_package_url(jobs: str) -> str:
+    """`jobs` (`integrateio_job_info` series) with their package's page in the web UI (`package_url`) where an
+    exporter knows it, and as they are where none does."""
+    return f"({jobs} * on ({PACKAGE_KEY}) group_left (package_url) {PACKAGE_URLS} or on ({JOB_KEY}) {jobs})"
+
+
+def linked(expr: str) -> str:
+    """`expr` (job series) kept for the chosen jobs, as `selected`, with what a table's links need: the package
+    labels, the run's page in the web UI (`url`) and its package's (`package_url`)."""
+    return selected(expr, JOB_LINK_LABELS, with_package_url(SELECTED_JOBS))
 
 
 def with_package_if_known(expr: str) -> str:
-    """`expr` (job series of the chosen jobs) with their package labels where the exporter knows the package, and
-    without where it does not (a job the API never answered for): for the exporter's health, not by package."""
+    """`expr` (job series of the chosen jobs) with their package and link labels where the exporter knows the
+    job, and without where it does not (a job the API never answered for): for the exporter's health, not by
+    package."""
     return (
-        f"({expr}) * on ({JOB_KEY}) group_left (package_id, package_name) {sel('integrateio_job_info')} "
-        f"or on ({JOB_KEY}) ({expr})"
+        f"({expr}) * on ({JOB_KEY}) group_left ({JOB_LINK_LABELS}) "
+        f"{with_package_url(sel('integrateio_job_info'))} or on ({JOB_KEY}) ({expr})"
     )
 
 
@@ -92,11 +118,6 @@ def unfinished(expr: str) -> str:
     """`expr` (job series) for the top $top jobs by its value among the chosen ones not finished: a graph of one
     line per job stays readable with a package of a few runs and with Package on All at 5,000 jobs."""
     return f"topk($top, {selected(f'{expr} and on ({JOB_KEY}) {in_status(NOT_FINAL)}', 'package_name')})"
-
-
-def with_link_account(expr: str) -> str:
-    """Fill the `account` label, absent without `accounts:`, with the Integrate.io account id for links."""
-    return f'label_replace({expr}, "account", "$link_account", "account", "")'
 
 
 def newest(metric: str) -> str:
@@ -112,24 +133,33 @@ FAILING_PACKAGES = (
     f"({FAILURE} > ({SUCCESS} or {FAILURE} * 0)) "
     f"* on ({PACKAGE_KEY}) group_left (package_name) {SELECTED_PACKAGES}"
 )
+# The same for a table: each package with its page in the web UI (`package_url`) where an exporter knows it.
+LINKED_PACKAGES = (
+    f"{SELECTED_PACKAGES} * on ({PACKAGE_KEY}) group_left (package_url) {PACKAGE_URLS} "
+    f"or on ({PACKAGE_KEY}) {SELECTED_PACKAGES}"
+)
+LINKED_FAILING_PACKAGES = (
+    f"({FAILURE} > ({SUCCESS} or {FAILURE} * 0)) "
+    f"* on ({PACKAGE_KEY}) group_left (package_name, package_url) ({LINKED_PACKAGES})"
+)
 # The usual runtime of a package: the mean of its completed runs the exporter watches.
 USUAL_RUNTIME = (
     f"avg by ({PACKAGE_KEY}) ({sel('integrateio_job_runtime_seconds')} * on ({JOB_KEY}) group_left (package_id) "
     f"({sel('integrateio_job_info')} and on ({JOB_KEY}) {in_status('completed')}))"
 )
-RUNNING_RUNTIME = selected(
+RUNNING_RUNTIME = linked(
     f"{sel('integrateio_job_runtime_seconds')} and on ({JOB_KEY}) {in_status('running')}"
 )
 NOT_FINAL_STATUS = sel("integrateio_job_status", f'status=~"{NOT_FINAL}"')
 # Jobs not finished whose progress did not move in the window, among those already watched when it began.
-STUCK = selected(
+STUCK = linked(
     f"{sel('integrateio_job_runtime_seconds')} * on ({JOB_KEY}) group_left (status) "
     f"({NOT_FINAL_STATUS} == 1) unless on ({JOB_KEY}) "
     f"changes({sel('integrateio_job_progress_ratio')}[$stuck]) > 0 "
     f"and on ({JOB_KEY}) {sel('integrateio_job_progress_ratio')} offset $stuck"
 )
 # Failed jobs valued by when they started (0 for one that failed before it started).
-FAILED_JOBS = selected(
+FAILED_JOBS = linked(
     f"{sel('integrateio_job_started_timestamp_seconds')} and on ({JOB_KEY}) {in_status('failed')} "
     f"or on ({JOB_KEY}) {in_status('failed')} * 0"
 )
@@ -198,13 +228,14 @@ def timeseries(
     )
 
 
+def web_link(title: str, field: str = "url") -> dict[str, Any]:
+    """A link to the page in the Integrate.io web UI that the row's `field` names (the API's `html_url`)."""
+    return {"title": f"{title} in Integrate.io", "url": f"${{__data.fields.{field}}}", "targetBlank": True}
+
+
 def job_links() -> list[dict[str, Any]]:
     return [
-        {
-            "title": "Run ${__value.raw} in Integrate.io",
-            "url": "${integrateio_url}/${__data.fields.account}/jobs/${__value.raw}",
-            "targetBlank": True,
-        },
+        web_link("Run ${__value.raw}"),
         {
             "title": "Drill down to job ${__value.raw}",
             "url": "/d/${__dashboard.uid}?${__url_time_range}&${datasource:queryparam}"
@@ -215,11 +246,7 @@ def job_links() -> list[dict[str, Any]]:
 
 def package_links() -> list[dict[str, Any]]:
     return [
-        {
-            "title": "Package ${__value.raw} in Integrate.io",
-            "url": "${integrateio_url}/${__data.fields.account}/packages/${__data.fields.package_id}",
-            "targetBlank": True,
-        },
+        web_link("Package ${__value.raw}", "package_url"),
         {
             "title": "Drill down to package ${__value.raw}",
             "url": "/d/${__dashboard.uid}?${__url_time_range}&${datasource:queryparam}&var-package=${__value.raw}",
@@ -235,6 +262,7 @@ def override(field: str, **properties: Any) -> dict[str, Any]:
 
 
 HIDDEN = ("Time", "cluster", "namespace", "job", "instance", "__name__")
+LINK_FIELDS = ("url", "package_url")  # the pages in the web UI the links open
 
 
 def table(
@@ -245,17 +273,19 @@ def table(
     sort_by: str,
     w: int = 12,
     h: int = 8,
-    links: bool = True,
+    links: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """An instant table: one row per series, its labels as columns, `values` maps "Value #A" to (name, unit).
 
-    With `links`, `job_id` links to the run in Integrate.io and drills down; `package_name` to the package.
+    `links` maps a column to its data links; by default `job_id` links to the run in Integrate.io and drills
+    down, `package_name` to the package in Integrate.io and drills down. The columns the links read their pages
+    from (`LINK_FIELDS`) are hidden, not removed: a data link only reads a field the table still has.
     """
-    overrides = (
-        [override("job_id", links=job_links()), override("package_name", links=package_links())]
-        if links
-        else []
-    )
+    if links is None:
+        links = {"job_id": job_links(), "package_name": package_links()}
+    overrides = [override(column, links=found) for column, found in links.items()]
+    if links:
+        overrides.extend(override(field, **{"custom.hidden": True}) for field in LINK_FIELDS)
     renames: dict[str, str] = {}
     for field, (name, unit) in values.items():
         overrides.append(override(field, unit=unit))
@@ -355,8 +385,8 @@ def problems() -> list[dict[str, Any]]:
         table(
             "Failed jobs",
             "Watched jobs that failed, the most recently started first. The job links to the run in "
-            "Integrate.io (set the 'Account id for links' variable when the exporter has no `accounts:`).",
-            [target(with_link_account(f"topk($top, {FAILED_JOBS})"), table=True)],
+            "Integrate.io, the package to its page there (the pages the API names).",
+            [target(f"topk($top, {FAILED_JOBS})", table=True)],
             {"Value": ("started", "dateTimeAsIso")},
             "started",
             w=8,
@@ -364,7 +394,7 @@ def problems() -> list[dict[str, Any]]:
         table(
             "Stuck jobs",
             "Jobs not finished whose progress did not change for the 'Stuck after' window, longest runtime first.",
-            [target(with_link_account(f"topk($top, {STUCK})"), table=True)],
+            [target(f"topk($top, {STUCK})", table=True)],
             {"Value": ("runtime", "s")},
             "runtime",
             w=8,
@@ -374,11 +404,9 @@ def problems() -> list[dict[str, Any]]:
             "Running jobs with the longest runtime, and their runtime as a multiple of the mean runtime of "
             "the package's completed runs that the exporters watch.",
             [
-                target(with_link_account(f"topk($top, {RUNNING_RUNTIME})"), ref="A", table=True),
+                target(f"topk($top, {RUNNING_RUNTIME})", ref="A", table=True),
                 target(
-                    with_link_account(
-                        f"(topk($top, {RUNNING_RUNTIME})) / on ({PACKAGE_KEY}) group_left () {USUAL_RUNTIME}"
-                    ),
+                    f"(topk($top, {RUNNING_RUNTIME})) / on ({PACKAGE_KEY}) group_left () {USUAL_RUNTIME}",
                     ref="B",
                     table=True,
                 ),
@@ -390,7 +418,7 @@ def problems() -> list[dict[str, Any]]:
         table(
             "Failing packages",
             "Packages whose last finished run failed, the most recent failure first, over all shards.",
-            [target(with_link_account(f"topk($top, {FAILING_PACKAGES})"), table=True)],
+            [target(f"topk($top, {LINKED_FAILING_PACKAGES})", table=True)],
             {"Value": ("failed at", "dateTimeAsIso")},
             "failed at",
             w=24,
@@ -446,22 +474,23 @@ def activity() -> list[dict[str, Any]]:
 SCHEDULE_KEY = "cluster, namespace, job, account, schedule_id"
 IS_AVAILABLE, IS_FAILED, IS_ERROR = ('status="available"', 'status="failed"', 'status="error"')
 CLUSTER_KEY = "cluster, namespace, job, account, cluster_id"
+WITH_CLUSTER_INFO = (
+    f"group_left (cluster_name, type, url) max by ({CLUSTER_KEY}, cluster_name, type, url) "
+    f"({sel('integrateio_cluster_info')})"
+)
 
 
 def per_schedule(metric: str, *matchers: str) -> str:
-    """A schedule series over the shards, with the schedule's name."""
+    """A schedule series over the shards, with the schedule's name and its page in the web UI (`url`)."""
     return (
-        f"max by ({SCHEDULE_KEY}) ({sel(metric, *matchers)}) * on ({SCHEDULE_KEY}) group_left (schedule_name) "
-        f"max by ({SCHEDULE_KEY}, schedule_name) ({sel('integrateio_schedule_info')})"
+        f"max by ({SCHEDULE_KEY}) ({sel(metric, *matchers)}) * on ({SCHEDULE_KEY}) group_left (schedule_name, url) "
+        f"max by ({SCHEDULE_KEY}, schedule_name, url) ({sel('integrateio_schedule_info')})"
     )
 
 
 def per_cluster(metric: str, *matchers: str) -> str:
-    """A cluster series over the shards, with the cluster's name and type."""
-    return (
-        f"max by ({CLUSTER_KEY}) ({sel(metric, *matchers)}) * on ({CLUSTER_KEY}) group_left (cluster_name, type) "
-        f"max by ({CLUSTER_KEY}, cluster_name, type) ({sel('integrateio_cluster_info')})"
-    )
+    """A cluster series over the shards, with the cluster's name, type and page in the web UI (`url`)."""
+    return f"max by ({CLUSTER_KEY}) ({sel(metric, *matchers)}) * on ({CLUSTER_KEY}) {WITH_CLUSTER_INFO}"
 
 
 NEXT_RUN = f"max by ({SCHEDULE_KEY}) ({sel('integrateio_schedule_next_run_timestamp_seconds')})"
@@ -524,7 +553,8 @@ def schedules() -> list[dict[str, Any]]:
         table(
             "Schedules",
             "Every schedule of the accounts: when it runs next and ran last, its last run's status, and how "
-            "often it has run. A next run in the past with a last run before it is a missed run.",
+            "often it has run. A next run in the past with a last run before it is a missed run. The name links "
+            "to the schedule in Integrate.io.",
             [
                 target(per_schedule("integrateio_schedule_next_run_timestamp_seconds"), ref="A", table=True),
                 target(per_schedule("integrateio_schedule_last_run_timestamp_seconds"), ref="B", table=True),
@@ -539,7 +569,7 @@ def schedules() -> list[dict[str, Any]]:
             },
             "next run",
             w=24,
-            links=False,
+            links={"schedule_name": [web_link("Schedule ${__value.raw}")]},
         ),
     ]
 
@@ -576,12 +606,12 @@ def clusters() -> list[dict[str, Any]]:
         table(
             "Clusters",
             "Every cluster of the accounts (terminated ones until clusters.terminated_max_age_seconds) with its "
-            "status, nodes, running jobs and since when it is available.",
+            "status, nodes, running jobs and since when it is available. The name links to the cluster in "
+            "Integrate.io.",
             [
                 target(
                     f"max by ({CLUSTER_KEY}, status) ({sel('integrateio_cluster_status')} == 1) "
-                    f"* on ({CLUSTER_KEY}) group_left (cluster_name, type) "
-                    f"max by ({CLUSTER_KEY}, cluster_name, type) ({sel('integrateio_cluster_info')})",
+                    f"* on ({CLUSTER_KEY}) {WITH_CLUSTER_INFO}",
                     ref="A",
                     table=True,
                 ),
@@ -599,7 +629,7 @@ def clusters() -> list[dict[str, Any]]:
             },
             "nodes",
             w=24,
-            links=False,
+            links={"cluster_name": [web_link("Cluster ${__value.raw}")]},
         ),
     ]
 
@@ -613,18 +643,12 @@ def drill_down() -> list[dict[str, Any]]:
             "Choose a package first: at thousands of jobs this table is long.",
             [
                 target(
-                    with_link_account(
-                        selected(f"max by ({JOB_KEY}, status) ({sel('integrateio_job_status')} == 1)")
-                    ),
+                    linked(f"max by ({JOB_KEY}, status) ({sel('integrateio_job_status')} == 1)"),
                     ref="A",
                     table=True,
                 ),
-                target(
-                    with_link_account(selected(sel("integrateio_job_progress_ratio"))), ref="B", table=True
-                ),
-                target(
-                    with_link_account(selected(sel("integrateio_job_runtime_seconds"))), ref="C", table=True
-                ),
+                target(linked(sel("integrateio_job_progress_ratio")), ref="B", table=True),
+                target(linked(sel("integrateio_job_runtime_seconds")), ref="C", table=True),
             ],
             {
                 "Value #A": ("current", "short"),
@@ -765,22 +789,18 @@ def exporter_health() -> list[dict[str, Any]]:
             "answered for has none.",
             [
                 target(
-                    with_link_account(
-                        "topk($top, "
-                        + with_package_if_known(
-                            f"sum by ({JOB_KEY}) (increase({sel('integrateio_job_poll_errors_total', CHOSEN_JOB)}"
-                            "[$__range])) > 0"
-                        )
-                        + ")"
-                    ),
+                    "topk($top, "
+                    + with_package_if_known(
+                        f"sum by ({JOB_KEY}) (increase({sel('integrateio_job_poll_errors_total', CHOSEN_JOB)}"
+                        "[$__range])) > 0"
+                    )
+                    + ")",
                     ref="A",
                     table=True,
                 ),
                 target(
-                    with_link_account(
-                        with_package_if_known(
-                            f"max by ({JOB_KEY}) ({sel('integrateio_job_missing', CHOSEN_JOB)} == 1)"
-                        )
+                    with_package_if_known(
+                        f"max by ({JOB_KEY}) ({sel('integrateio_job_missing', CHOSEN_JOB)} == 1)"
                     ),
                     ref="B",
                     table=True,
@@ -948,23 +968,6 @@ def variables() -> list[dict[str, Any]]:
             ["1h", "30m", "3h", "6h"],
             "A job not finished whose progress did not change for this long is listed as stuck.",
         ),
-        {
-            "name": "link_account",
-            "label": "Account id for links",
-            "type": "textbox",
-            "query": "",
-            "current": {"text": "", "value": ""},
-            "hide": 0,
-            "description": "The Integrate.io account id in links to runs, for series without an `account` label "
-            "(an exporter without `accounts:`). The Helm chart sets it from config.api.account_id.",
-        },
-        {
-            "name": "integrateio_url",
-            "label": "Integrate.io web address",
-            "type": "constant",
-            "query": WEB_URL,
-            "hide": 2,
-        },
     ]
 
 

@@ -31,7 +31,15 @@ def test_the_package_state_set_follows_the_last_finished_run(sim: Simulator, exp
     metrics = wait_until(lambda: (m := scrape(app)).status(2) == "running" and m, 5, "both runs")
     assert package(metrics, "completed") == 1.0
     assert metrics.get("integrateio_package_running_jobs", package_id="434") == 1.0
-    assert metrics.get("integrateio_package_info", package_id="434", package_name="orders") == 1.0
+    assert (
+        metrics.get(
+            "integrateio_package_info",
+            package_id="434",
+            package_name="orders",
+            url=f"{sim.base_url}/acme/packages/434",
+        )
+        == 1.0
+    )
     success = metrics.get("integrateio_package_last_success_timestamp_seconds", package_id="434")
     assert success is not None
     assert metrics.get("integrateio_package_last_failure_timestamp_seconds", package_id="434") is None

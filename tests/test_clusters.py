@@ -56,8 +56,14 @@ def test_values_equal_the_api(sim: Simulator, exporter_for: Callable[..., App]) 
     for cluster in found:
         payload = sim.cluster_payload(cluster.id)
         key = {"cluster_id": str(cluster.id)}
+        url = (
+            f"{sim.base_url}/acme/clusters/{cluster.id}"  # its page in the web UI, as the simulator sends it
+        )
+        assert payload["html_url"] == url
         assert (
-            metrics.get("integrateio_cluster_info", **key, cluster_name=payload["name"], type=payload["type"])
+            metrics.get(
+                "integrateio_cluster_info", **key, cluster_name=payload["name"], type=payload["type"], url=url
+            )
             == 1.0
         )
         assert status(metrics, cluster.id) == payload["status"]
@@ -213,6 +219,7 @@ def test_each_account_reads_its_own_clusters_under_its_label(
             cluster_id="52",
             cluster_name="etl-prod",
             type="production",
+            url=f"{prod.base_url}/acme/clusters/52",
         )
         == 1.0
     )

@@ -39,7 +39,6 @@ GRAFANA_VARIABLES = {
     "job_id": ".*",
     "top": "10",
     "stuck": "10s",  # short enough for the end-to-end stack to fill
-    "link_account": "acme",
     "__rate_interval": "5m",
     "__range": "1h",
     "__interval": "1m",
@@ -62,11 +61,13 @@ def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def substitute_grafana_variables(expr: str, **values: str) -> str:
-    """`expr` with each `$name` / `${name}` replaced by `values`, else by GRAFANA_VARIABLES."""
+    """`expr` with each `$name` / `${name}` replaced by `values`, else by GRAFANA_VARIABLES. A `$1` (a
+    label_replace replacement) stays, as Grafana leaves a name that is no variable; any other unknown name fails."""
     chosen = {**GRAFANA_VARIABLES, **values}
 
     def replace(match: re.Match[str]) -> str:
-        return chosen[match.group(1) or match.group(2)]
+        name = match.group(1) or match.group(2)
+        return match.group(0) if name.isdigit() else chosen[name]
 
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
 
@@ -185,9 +186,14 @@ def test_every_metric_and_label_is_in_the_catalogue() -> None:
         used_labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
         for group in re.findall(r"\b(?:by|on|without|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
             used_labels.update(label.strip() for label in group.split(",") if label.strip())
-        used_labels.update(re.findall(r'label_replace\([^"]*"(\w+)"', expr))
+        # label_replace(v, "made", "$1", "from", "regex"): `from` must be the catalogue's; `made` is the query's own
+        made = set()
+        for new, source in re.findall(r'"(\w+)", "[^"]*", "(\w+)", "[^"]*"\)', expr):
+            made.add(new)
+            used_labels.add(source)
+            assert source in labels, (where, source)
         used_labels.update(re.findall(r",\s*(\w+)\)$", expr) if expr.startswith("label_values") else [])
-        allowed = labels | TARGET_LABELS
+        allowed = labels | TARGET_LABELS | made
         assert used_labels <= allowed, (where, used_labels - allowed)
     assert len(used_anywhere) >= 25  # nearly the whole catalogue is on the dashboard
 
@@ -250,8 +256,6 @@ def test_variables() -> None:
         "job_id",
         "top",
         "stuck",
-        "link_account",
-        "integrateio_url",
     ]
     assert (found["datasource"]["type"], found["datasource"]["query"]) == ("datasource", "prometheus")
     assert found["scrape_job"]["query"]["query"] == "label_values(integrateio_exporter_build_info, job)"
@@ -262,14 +266,8 @@ def test_variables() -> None:
         # Without a label (no `accounts:`, no cluster) the list is empty: Grafana offers only "All", whose `.*`
         # matches the absent label (a regex matcher matches the empty value), so nothing is filtered out.
         assert variable["current"] == {"selected": True, "text": ["All"], "value": ["$__all"]}
-    assert found["integrateio_url"] == {
-        "name": "integrateio_url",
-        "label": "Integrate.io web address",
-        "type": "constant",
-        "query": "https://xplenty.com",
-        "hide": 2,
-    }
-    assert found["link_account"]["type"] == "textbox"
+    # Nothing to fill in by hand: the links into Integrate.io come from the series themselves.
+    assert {variable["type"] for variable in found.values()} == {"datasource", "query", "custom"}
 
 
 def test_layout_and_datasources() -> None:
@@ -349,32 +347,95 @@ def test_top_n_tables_are_limited_and_sorted() -> None:
     assert variables()["top"]["query"] == "10,25,50"
 
 
-def test_data_links_lead_to_the_run_and_the_package_in_integrateio() -> None:
-    """Tables link each job to its run (the API's html_url shape, https://xplenty.com/<account>/jobs/<id>), each
-    package to its page, and both to this dashboard narrowed to it. The account column of such tables is filled
-    with the 'Account id for links' variable where the series has no account label."""
+def link_overrides(panel: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A table's overrides by column: {column: {property id: value}}."""
+    return {
+        o["matcher"]["options"]: {prop["id"]: prop["value"] for prop in o["properties"]}
+        for o in panel["fieldConfig"]["overrides"]
+    }
+
+
+def test_data_links_open_the_pages_the_api_names() -> None:
+    """Tables link each job to its run and each package to its page in Integrate.io through the `url` labels of
+    the info series (the API's `html_url`), never an address put together on the dashboard; each also drills
+    down to this dashboard narrowed to it. Every query of such a table brings the run's `url` (job tables) and
+    the package's as `package_url`, both hidden columns that the links read."""
     tables = [panel for panel in dashboard_panels(load_dashboard()) if panel["type"] == "table"]
     linked = 0
     for panel in tables:
-        overrides = {o["matcher"]["options"]: o["properties"] for o in panel["fieldConfig"]["overrides"]}
-        if "job_id" not in overrides:
+        overrides = link_overrides(panel)
+        if "package_name" not in overrides or "links" not in overrides["package_name"]:
             continue
-        links = {prop["id"]: prop["value"] for prop in overrides["job_id"]}["links"]
-        assert links[0]["url"] == "${integrateio_url}/${__data.fields.account}/jobs/${__value.raw}"
-        assert links[0]["targetBlank"] is True
-        assert "var-job_id=${__value.raw}" in links[1]["url"]
-        assert links[1]["url"].startswith("/d/${__dashboard.uid}?")
-        package = {prop["id"]: prop["value"] for prop in overrides["package_name"]}["links"]
-        assert (
-            package[0]["url"]
-            == "${integrateio_url}/${__data.fields.account}/packages/${__data.fields.package_id}"
-        )
-        assert "var-package=${__value.raw}" in package[1]["url"]
+        run, drill = overrides["job_id"]["links"]
+        assert run == {
+            "title": "Run ${__value.raw} in Integrate.io",
+            "url": "${__data.fields.url}",
+            "targetBlank": True,
+        }
+        assert "var-job_id=${__value.raw}" in drill["url"]
+        assert drill["url"].startswith("/d/${__dashboard.uid}?")
+        package, drill = overrides["package_name"]["links"]
+        assert package == {
+            "title": "Package ${__value.raw} in Integrate.io",
+            "url": "${__data.fields.package_url}",
+            "targetBlank": True,
+        }
+        assert "var-package=${__value.raw}" in drill["url"]
+        assert overrides["url"] == overrides["package_url"] == {"custom.hidden": True}
         for target in panel["targets"]:
-            assert target["expr"].startswith("label_replace(")
-            assert target["expr"].endswith(', "account", "$link_account", "account", "")')
+            expr = target["expr"]
+            assert "label_replace(integrateio_package_info{" in expr, panel["title"]
+            assert '"package_url", "$1", "url", "(.*)")' in expr, panel["title"]
+            if panel["title"] == "Failing packages":
+                assert "group_left (package_name, package_url)" in expr
+            else:
+                assert "group_left (package_id, package_name, url, package_url)" in expr, panel["title"]
         linked += 1
     assert linked == 6  # the four problem tables, Jobs, and Jobs failing to refresh
+
+
+def test_schedules_and_clusters_link_to_their_pages() -> None:
+    """The Schedules and Clusters tables link each name to its page in Integrate.io (the `url` label of
+    integrateio_schedule_info / integrateio_cluster_info), which every query of the table joins in."""
+    rows = panels_by_row()
+    for row, column, info in (
+        ("Schedules", "schedule_name", "integrateio_schedule_info"),
+        ("Clusters", "cluster_name", "integrateio_cluster_info"),
+    ):
+        (panel,) = [panel for panel in rows[row] if panel["type"] == "table"]
+        overrides = link_overrides(panel)
+        (link,) = overrides[column]["links"]
+        kind = row[:-1]
+        assert link == {
+            "title": f"{kind} ${{__value.raw}} in Integrate.io",
+            "url": "${__data.fields.url}",
+            "targetBlank": True,
+        }
+        assert overrides["url"] == {"custom.hidden": True}
+        for target in panel["targets"]:
+            assert re.search(
+                rf"group_left \({column}(, type)?, url\) max by \([^)]*, url\) \({info}\{{", target["expr"]
+            )
+
+
+def test_no_link_is_put_together_and_nothing_is_filled_in_by_hand() -> None:
+    """The manual 'Account id for links' variable and the web address constant are gone: every link into
+    Integrate.io is a field of the row, and no query makes up an `account` label."""
+    text = DASHBOARD.read_text(encoding="utf-8")
+    for gone in ("link_account", "integrateio_url", "xplenty.com", "Account id for links"):
+        assert gone not in text, gone
+    assert not re.search(r'label_replace\([^;]*"account"', text)
+    web_links = [
+        link
+        for panel in dashboard_panels(load_dashboard())
+        for override in panel.get("fieldConfig", {}).get("overrides", [])
+        for prop in override["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+        if link.get("targetBlank")
+    ]
+    assert len(web_links) == 2 * 6 + 2  # a run and a package per linked table; a schedule; a cluster
+    assert {link["url"] for link in web_links} == {"${__data.fields.url}", "${__data.fields.package_url}"}
 
 
 def test_descriptions_name_no_alert() -> None:
@@ -406,16 +467,12 @@ def dashboard_config_map(
 
 def test_chart_ships_the_dashboard_for_the_sidecar(chart: helm.Chart) -> None:
     """The ConfigMap carries the sidecar's label and folder annotation, and the generated dashboard with only its
-    uid, its title and the account id of its links made the release's own."""
+    uid and its title made the release's own."""
     config_map, dashboard = dashboard_config_map(chart, FULL)
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert config_map["metadata"]["annotations"] == {"grafana_folder": "Integrate.io"}
     assert config_map["metadata"]["namespace"] == NAMESPACE
     shipped = load_dashboard()
-    link_account = {"name": "link_account", "query": "acme", "current": {"text": "acme", "value": "acme"}}
-    for variable in shipped["templating"]["list"]:
-        if variable["name"] == "link_account":
-            variable.update(link_account)
     assert dashboard == {**shipped, "uid": dashboard["uid"], "title": "Integrate.io jobs (monitoring/prod)"}
 
     custom = with_changes(
@@ -455,10 +512,9 @@ def test_two_releases_never_share_a_uid_or_a_title(chart: helm.Chart) -> None:
         chart.render(with_changes(FULL, grafanaDashboard__uid="x" * 41), name=RELEASE, namespace=NAMESPACE)
 
 
-def test_several_accounts_keep_the_links_account_empty(chart: helm.Chart) -> None:
-    """With `accounts:` every series has its account label, which the links use; no single id is set."""
-    values = with_changes(MULTI_ACCOUNT, grafanaDashboard={"enabled": True})
-    (variable,) = [
-        v for v in dashboard_config_map(chart, values)[1]["templating"]["list"] if v["name"] == "link_account"
-    ]
-    assert (variable["query"], variable["current"]) == ("", {"text": "", "value": ""})
+def test_the_links_need_nothing_from_the_release(chart: helm.Chart) -> None:
+    """With one account or several, the chart fills nothing into the dashboard's links: they read the pages the
+    series name."""
+    for values in (FULL, with_changes(MULTI_ACCOUNT, grafanaDashboard={"enabled": True})):
+        dashboard = dashboard_config_map(chart, values)[1]
+        assert dashboard == {**load_dashboard(), "uid": dashboard["uid"], "title": dashboard["title"]}

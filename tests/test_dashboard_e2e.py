@@ -14,8 +14,8 @@ Two exporters in two scrape jobs, so that the scope variables have something to 
 - "integrateio-accounts": `accounts:` with globex (every series has `account="globex"`), no cluster or namespace
   label, discovery of package globex_sync (41): job 401 running, job 402 failed.
 
-Grafana's variables are substituted as Grafana does (tests/test_dashboard.py: "All" is `.*`, the Account id
-for links is acme); `label_values(selector, label)` runs as `group by (label) (selector)`. Each test names the
+Grafana's variables are substituted as Grafana does (tests/test_dashboard.py: "All" is `.*`);
+`label_values(selector, label)` runs as `group by (label) (selector)`. Each test names the
 panel it checks by title, so a renamed panel fails here rather than going untested.
 
 Needs `prometheus` on PATH: skipped without it, unless INTEGRATEIO_E2E_REQUIRED=1 (CI).
@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,12 @@ class Stack:
     sim: Simulator
     exporters: list[Service]
     prometheus: Service
+    others: list[Simulator] = field(default_factory=list)  # the other exporters' simulated accounts
+
+    def web(self, path: str, sim: Simulator | None = None) -> str:
+        """A page of the simulated web UI, as the simulator names it in `html_url` (default: acme's)."""
+        found = sim or self.sim
+        return f"{found.base_url}/{found.account_id}/{path}"
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The series of an instant query; a query Prometheus refuses fails the test with its error."""
@@ -192,7 +198,7 @@ def stack() -> Iterator[Stack]:
             ],
         )
         prometheus = start_prometheus(binaries["prometheus"], prom_config, workdir, cleanup.callback)
-        stack = Stack(sim, [acme, globex], prometheus)
+        stack = Stack(sim, [acme, globex], prometheus, [globex_sim])
         scraped = f'integrateio_job_status{{job="{SCRAPE_JOB}", job_id="303", status="queued"}} == 1'
         wait_until(partial(stack.has_data, scraped), WARMUP_TIMEOUT, f"Prometheus to store {scraped}")
         # refreshes fail once Prometheus watches, so the counter grows under its eyes (increase() sees it)
@@ -272,30 +278,75 @@ def test_overview_counts(stack: Stack) -> None:
 
 
 def test_problem_tables(stack: Stack) -> None:
-    """Each problem table lists exactly the jobs or packages in trouble, with the account a link needs: the
-    label where the exporter has `accounts:`, the 'Account id for links' variable where it has not."""
+    """Each problem table lists exactly the jobs or packages in trouble, each with the pages its links open:
+    the run's (`url`) and its package's (`package_url`), as the API named them (the simulator's `html_url`),
+    whether the exporter has `accounts:` (globex) or not (acme)."""
+    (globex,) = stack.others
     failed = run(stack, "Failed jobs")
-    assert {(s["metric"]["account"], int(s["metric"]["job_id"])) for s in failed} == {
-        ("acme", 302),
+    assert {(s["metric"].get("account"), int(s["metric"]["job_id"])) for s in failed} == {
+        (None, 302),
         ("globex", 402),
     }
     assert {s["metric"]["package_name"] for s in failed} == {"nightly_orders", "globex_sync"}
+    assert {(s["metric"]["url"], s["metric"]["package_url"]) for s in failed} == {
+        (stack.web("jobs/302"), stack.web("packages/32")),
+        (stack.web("jobs/402", globex), stack.web("packages/41", globex)),
+    }
+    assert stack.sim.job_payload(302)["html_url"] == stack.web("jobs/302")
+    assert globex.job_payload(402)["package"]["html_url"] == stack.web("packages/41", globex)
 
     stuck = run(stack, "Stuck jobs")
     assert {(int(s["metric"]["job_id"]), s["metric"]["status"]) for s in stuck} == {(303, "queued")}
+    assert [(s["metric"]["url"], s["metric"]["package_url"]) for s in stuck] == [
+        (stack.web("jobs/303"), stack.web("packages/33"))
+    ]
 
     slow = run(stack, "Slowest running jobs", "A")
     assert job_ids(slow) == {301, 401}
     (ratio,) = run(stack, "Slowest running jobs", "B")  # globex_sync has no completed run to compare with
     runtime = {int(s["metric"]["job_id"]): float(s["value"][1]) for s in slow}[301]
     assert ratio["metric"]["job_id"] == "301"
+    # the same labels in both queries, so that Grafana merges them into one row per job
+    assert ratio["metric"] == next(s["metric"] for s in slow if s["metric"]["job_id"] == "301")
+    assert ratio["metric"]["url"] == stack.web("jobs/301")
     assert float(ratio["value"][1]) == pytest.approx(runtime / 600, rel=0.05)  # job 304 ran 600 s
 
     packages = run(stack, "Failing packages")
-    assert {(s["metric"]["account"], s["metric"]["package_name"]) for s in packages} == {
-        ("acme", "nightly_orders"),
-        ("globex", "globex_sync"),
+    assert {
+        (s["metric"].get("account"), s["metric"]["package_name"], s["metric"]["package_url"])
+        for s in packages
+    } == {
+        (None, "nightly_orders", stack.web("packages/32")),
+        ("globex", "globex_sync", stack.web("packages/41", globex)),
     }
+
+
+def test_the_jobs_schedules_and_clusters_tables_carry_their_pages(stack: Stack) -> None:
+    """Every row of the Jobs, Schedules and Clusters tables has the page in Integrate.io its link opens, exactly
+    as the simulator named it, in every query of the table (Grafana merges the queries into one row)."""
+    (globex,) = stack.others
+    expected = {
+        job_id: (stack.web(f"jobs/{job_id}"), stack.web(f"packages/{package_id}"))
+        for job_id, package_id in ((301, 31), (302, 32), (303, 33), (304, 31), (305, 32))
+    }
+    for job_id in (401, 402):
+        expected[job_id] = (stack.web(f"jobs/{job_id}", globex), stack.web("packages/41", globex))
+    for ref in ("A", "B", "C"):
+        rows = run(stack, "Jobs", ref)
+        pages = {int(s["metric"]["job_id"]): (s["metric"]["url"], s["metric"]["package_url"]) for s in rows}
+        assert pages == expected, ref
+    for title, key, resource, ids in (
+        ("Schedules", "schedule_id", "schedules", {201, 202, 203, 204}),
+        ("Clusters", "cluster_id", "clusters", {51, 52, 53, 54}),
+    ):
+        for ref in ("A", "B", "C", "D"):
+            rows = run(stack, title, ref)
+            pages = {int(s["metric"][key]): s["metric"].get("url") for s in rows}
+            present = set(pages)
+            assert present <= ids and present, (title, ref)
+            assert pages == {item: stack.web(f"{resource}/{item}") for item in present}, (title, ref)
+    assert stack.sim.schedule_payload(203)["html_url"] == stack.web("schedules/203")
+    assert stack.sim.cluster_payload(52)["html_url"] == stack.web("clusters/52")
 
 
 def test_aggregates_have_one_series_per_status_or_package(stack: Stack) -> None:
@@ -355,13 +406,11 @@ def test_jobs_failing_to_refresh_include_those_without_a_package(stack: Stack) -
     errors = run(stack, "Jobs failing to refresh", "A")
     packages = {int(s["metric"]["job_id"]): s["metric"].get("package_name") for s in errors}
     assert packages == {303: "weekly_rollup"}  # a 404 is no failed refresh: the job is shown as missing
+    assert [s["metric"]["url"] for s in errors] == [stack.web("jobs/303")]
     (missing,) = run(stack, "Jobs failing to refresh", "B")
-    assert (missing["metric"]["job_id"], missing["metric"]["account"], float(missing["value"][1])) == (
-        str(MISSING_JOB),
-        "acme",
-        1.0,
-    )
-    assert "package_name" not in missing["metric"]
+    assert (missing["metric"]["job_id"], float(missing["value"][1])) == (str(MISSING_JOB), 1.0)
+    # The API never answered for it: no package, and no page to link to.
+    assert {"package_name", "url", "package_url"}.isdisjoint(missing["metric"])
 
 
 # -- 5,000 jobs ------------------------------------------------------------------------------------------------

@@ -82,6 +82,23 @@ def test_every_value_matches_the_api(sim: Simulator, exporter_for: Start) -> Non
             )
         assert metrics.get("integrateio_job_poll_success", **labels) == 1.0
         assert metrics.get("integrateio_job_missing", **labels) == 0.0
+    # The web UI's pages of the runs and of their packages, as the simulator sends them (`html_url`, and the
+    # `html_url` of each job's `package`), are the `url` labels of the job and package info series.
+    web = f"{sim.base_url}/acme"
+    assert [sim.job_payload(job_id)["html_url"] for job_id in (157, 158)] == [
+        f"{web}/jobs/157",
+        f"{web}/jobs/158",
+    ]
+    for package_id, name in ((434, "orders"), (435, "customers")):
+        assert (
+            metrics.get(
+                "integrateio_package_info",
+                package_id=str(package_id),
+                package_name=name,
+                url=f"{web}/packages/{package_id}",
+            )
+            == 1.0
+        )
     # The state set has one series per documented status plus unknown, exactly one of them 1.
     assert sorted(
         s["status"] for s in metrics.labelsets("integrateio_job_status") if s["job_id"] == "157"

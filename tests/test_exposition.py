@@ -230,7 +230,7 @@ def _reference_package_families(snapshot: CacheSnapshot) -> Iterator[Metric]:
             and state.job.status is JobStatus.RUNNING
         )
         running.add_metric([package_id], float(count))
-        info.add_metric([package_id, package.name or ""], 1.0)
+        info.add_metric([package_id, package.name or "", package.url or ""], 1.0)
         if package.typical_duration is not None:
             typical.add_metric([package_id], package.typical_duration)
         totals = package.totals
@@ -341,7 +341,12 @@ def hostile_cache() -> JobCache:
         cache,
         payload(
             1,
-            package={"id": 434, "name": HOSTILE[0] + HOSTILE[2]},
+            package={
+                "id": 434,
+                "name": HOSTILE[0] + HOSTILE[2],
+                "html_url": "https://integrate.example/acme/packages/434?" + HOSTILE[0] + HOSTILE[3],
+            },
+            html_url="https://integrate.example/acme/jobs/1?" + HOSTILE[1] + HOSTILE[5],
             outputs=[{"id": n, "name": text, "records_count": n * 1000} for n, text in enumerate(HOSTILE)],
         ),
         payload(2, status="completed", progress=1, runtime_in_seconds=0, package_id=None, package=None),

@@ -1,4 +1,5 @@
-"""The job parser: tolerant of everything the documented examples disagree on, strict about id and status."""
+"""The job parser: tolerant of everything the documented examples disagree on, strict about id and status; and
+the web pages (`html_url`) of jobs, packages, schedules and clusters."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from exporter.cache import PackageState
 from exporter.model import InvalidPayload, JobOutput, JobStatus, parse_job, parse_job_list, parse_timestamp
+from exporter.pipelines import parse_cluster, parse_schedule
 
 DOCUMENTED = {
     "id": 157,
@@ -148,3 +151,26 @@ def test_html_url_is_kept_only_as_a_web_link_and_never_wiped() -> None:
     assert parse_job({"id": 7, "status": "failed", "html_url": "javascript:alert(1)"}).html_url is None
     assert parse_job({"id": 7, "status": "failed", "html_url": 42}).html_url is None
     assert parse_job({"id": 7, "status": "failed"}).filled_from(first).html_url == page
+
+
+def test_every_web_page_is_kept_only_as_a_web_link_and_never_wiped() -> None:
+    """The package's, a schedule's and a cluster's `html_url` (resources/package.md, resources/schedule.md: "the
+    ... resource URL (Web UI)"; the cluster examples of sections/terminate-cluster.md) become the `url` labels
+    the dashboard links to. An answer without one keeps the last one, and is no failure (nothing `unusable`)."""
+    web = "https://integrate.example/acme"
+    job = parse_job({"id": 7, "status": "running", "package": {"id": 434, "html_url": f"{web}/packages/434"}})
+    assert job.package_url == f"{web}/packages/434"
+    lean = parse_job({"id": 7, "status": "running", "package": {"id": 434, "html_url": "ftp://x/434"}})
+    assert lean.package_url is None and lean.unusable == job.unusable
+    assert lean.filled_from(job).package_url == f"{web}/packages/434"
+    package = PackageState(434).seen(job)
+    assert package.url == f"{web}/packages/434"
+    assert package.seen(parse_job({"id": 8, "status": "running", "package_id": 434})).url == package.url
+
+    for parse, kind in ((parse_schedule, "schedules"), (parse_cluster, "clusters")):
+        first = parse({"id": 2, "status": "enabled", "html_url": f"{web}/{kind}/2"})
+        assert first.url == f"{web}/{kind}/2"
+        for junk in ("javascript:alert(1)", 42, None):
+            later = parse({"id": 2, "status": "enabled", "html_url": junk})
+            assert later.url is None and "url" not in later.unusable and "html_url" not in later.unusable
+            assert later.filled_from(first).url == first.url

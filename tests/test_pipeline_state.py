@@ -222,6 +222,7 @@ def corrupt(section: dict[str, Any], change: Callable[[dict[str, Any]], Any]) ->
         (lambda s: s["items"][0].update(enabled="yes"), "expected true, false or null, got 'yes'"),
         (lambda s: s["items"][0].update(package_ids=["434"]), "expected a count, got '434'"),
         (lambda s: s["items"][0].update(id=0), "expected an id, got 0"),
+        (lambda s: s["items"][0].update(url="javascript:x"), "expected an http(s) URL, got 'javascript:x'"),
         (lambda s: s.update(last_success="now"), "could not convert string to float: 'now'"),
     ],
 )
@@ -249,6 +250,52 @@ def test_a_corrupt_section_is_ignored_with_its_reason(
     state.write_text(json.dumps({**VERSION_2, "version": FORMAT_VERSION, "schedules": good}))
     schedule = load_state(str(state), "acme").schedules
     assert schedule is not None and schedule.items == (Schedule(id=2, package_ids=(434,)),)
+
+
+def test_a_file_written_before_the_web_pages_loads_without_them(tmp_path: Path) -> None:
+    """Schedules, clusters and packages saved before they had a `url` (their web page) load, without one; the
+    first listing or job brings it."""
+    state = tmp_path / "state.json"
+    web = "https://integrate.example/acme"
+    items: dict[str, dict[str, Any]] = {
+        "schedules": {
+            **{each.name: None for each in fields(Schedule)},
+            "id": 2,
+            "package_ids": [],
+            "unusable": [],
+        },
+        "clusters": {
+            **{each.name: None for each in fields(Cluster)},
+            "id": 52,
+            "status": "error",
+            "unusable": [],
+        },
+    }
+    for item in items.values():
+        del item["url"]
+    document = {
+        **copy.deepcopy(VERSION_2),
+        "version": FORMAT_VERSION,
+        **{resource: {"last_success": None, "items": [item]} for resource, item in items.items()},
+    }
+    state.write_text(json.dumps(document))
+    saved = load_state(str(state), "acme")
+    assert saved.schedules is not None and saved.clusters is not None
+    assert [item.url for item in (*saved.schedules.items, *saved.clusters.items)] == [None, None]
+    assert saved.packages[434].url is None
+
+    items["schedules"]["url"] = f"{web}/schedules/2"
+    items["clusters"]["url"] = f"{web}/clusters/52"
+    document["packages"]["434"]["url"] = f"{web}/packages/434"
+    document.update({resource: {"last_success": None, "items": [item]} for resource, item in items.items()})
+    state.write_text(json.dumps(document))
+    saved = load_state(str(state), "acme")
+    assert saved.schedules is not None and saved.clusters is not None
+    assert [item.url for item in (*saved.schedules.items, *saved.clusters.items)] == [
+        f"{web}/schedules/2",
+        f"{web}/clusters/52",
+    ]
+    assert saved.packages[434].url == f"{web}/packages/434"
 
 
 def test_every_field_of_a_schedule_and_a_cluster_is_kept() -> None:

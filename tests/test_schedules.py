@@ -61,7 +61,10 @@ def expected(payload: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, str], 
         "years": 31536000,
     }
     series = {
-        ("integrateio_schedule_info", (*key, ("schedule_name", payload["name"]))): 1.0,
+        (
+            "integrateio_schedule_info",
+            (*key, ("schedule_name", payload["name"]), ("url", payload["html_url"])),
+        ): 1.0,
         ("integrateio_schedule_enabled", key): 1.0 if payload["status"] == "enabled" else 0.0,
         ("integrateio_schedule_runs_total", key): float(payload["execution_count"]),
         ("integrateio_schedule_interval_seconds", key): float(
@@ -106,6 +109,17 @@ def test_values_equal_the_api(sim: Simulator, exporter_for: Callable[..., App]) 
     )
     for schedule in found:
         assert served(metrics, schedule.id) == normalised(expected(sim.schedule_payload(schedule.id)))
+    # Each schedule's page in the web UI, as the simulator sends it (`html_url`), is its `url` label.
+    web = f"{sim.base_url}/acme/schedules"
+    assert [sim.schedule_payload(schedule.id)["html_url"] for schedule in found] == [
+        f"{web}/{schedule.id}" for schedule in found
+    ]
+    assert (
+        metrics.get(
+            "integrateio_schedule_info", schedule_id="2", schedule_name="nightly orders", url=f"{web}/2"
+        )
+        == 1.0
+    )
     # The documented example sends package ids as strings; the join to packages is by the number.
     assert metrics.get("integrateio_schedule_package_info", schedule_id="2", package_id="435") == 1.0
     assert metrics.get("integrateio_schedule_interval_seconds", schedule_id="3") == 30 * 86400
@@ -141,7 +155,15 @@ def test_every_page_is_read(sim: Simulator, exporter_for: Callable[..., App]) ->
     metrics = scrape_when(
         app, lambda m: len(m.labelsets("integrateio_schedule_enabled")) == 250, "250 schedules on /metrics"
     )
-    assert metrics.get("integrateio_schedule_info", schedule_id="250", schedule_name="s250") == 1.0
+    assert (
+        metrics.get(
+            "integrateio_schedule_info",
+            schedule_id="250",
+            schedule_name="s250",
+            url=f"{sim.base_url}/acme/schedules/250",
+        )
+        == 1.0
+    )
     pages = [r for r in sim.requests if r.endpoint == "list_schedules"]
     assert [r.query.get("offset", "0") for r in pages] == ["0", "100", "200"]
     assert all(r.charged for r in pages)

@@ -142,7 +142,12 @@ def test_get_job_returns_the_documented_job_object(sim: Simulator) -> None:
         "html_url": f"{root}/jobs/157",
         "log_url": f"{root}/api/jobs/157/log",
         "creator": {"type": "User", "display_name": "Sim User", "id": 1, "url": f"{root}/api/members/1"},
-        "package": {"id": 434, "name": "orders", "url": f"{root}/api/packages/434"},
+        "package": {
+            "id": 434,
+            "name": "orders",
+            "url": f"{root}/api/packages/434",
+            "html_url": f"{root}/packages/434",
+        },
         "cluster": {"id": 52, "name": "etl", "url": f"{root}/api/clusters/52"},
     }
     assert response.json() == sim.job_payload(157)

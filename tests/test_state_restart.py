@@ -125,6 +125,12 @@ def test_a_restart_serves_the_same_package_series_before_the_api_answers(
     assert (
         'integrateio_package_typical_duration_seconds{package_id="500"}' not in metrics
     )  # one run is not "usual"
+    # Each package's page in the web UI, from its jobs' `package.html_url`: package 500's only from the state
+    # file after the restart below, since none of its runs is watched any more.
+    web = f"{sim.base_url}/acme/packages"
+    for package_id in (434, 500):
+        info = f'integrateio_package_info{{package_id="{package_id}",package_name="package-{package_id}",'
+        assert metrics[f'{info}url="{web}/{package_id}"}}'] == "1.0"
 
     # The run ends while no exporter watches; by the next start it finished longer ago than max_age_seconds, so
     # discovery would never pick it up again: only the followed runs in the state file bring its end.
@@ -165,7 +171,13 @@ def test_a_restart_serves_the_same_package_series_before_the_api_answers(
         assert metrics_again.get("integrateio_package_typical_duration_seconds", package_id="434") == 300.0
         assert metrics_again.get("integrateio_package_running_jobs", package_id="434") == 0.0
         assert (
-            metrics_again.get("integrateio_package_info", package_id="500", package_name="package-500") == 1.0
+            metrics_again.get(
+                "integrateio_package_info",
+                package_id="500",
+                package_name="package-500",
+                url=f"{sim.base_url}/acme/packages/500",
+            )
+            == 1.0
         )
     finally:
         again.stop()

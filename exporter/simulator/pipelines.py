@@ -7,11 +7,14 @@ Shapes follow the official API documentation (repository `xplenty/xplenty-api-do
   `last_run_status` (null until it ran), `execution_count`, `interval_amount`, `interval_unit` (`minutes` …
   `years`), `task` with `nodes`, `packages: [{package_id, variables}]` (the example sends `package_id` as a
   string, and so do we), `terminate_on_idle`, `time_to_idle`; `reuse_cluster_strategy`, `created_at`,
-  `updated_at`, `url`;
+  `updated_at`, `url`, `html_url` (its page in the web UI: `resources/schedule.md`, "the schedule resource URL
+  (Web UI)");
 - a cluster: `resources/cluster.md` and the example of `sections/list-clusters.md` — `id`, `name`,
   `description`, `status`, `owner_id`, `plan_id`, `nodes`, `type` (`sandbox`/`production`), `created_at`,
   `updated_at`, `available_since`, `terminated_at`, `running_jobs_count`, `terminate_on_idle`, `time_to_idle`,
-  `terminated_on_idle`, `region`, `zone`, `url`, `creator` (`type`, `id`, `url`).
+  `terminated_on_idle`, `region`, `zone`, `url`, `html_url` (its page in the web UI, as the cluster examples of
+  `sections/terminate-cluster.md` and `sections/search-clusters.md` show it; `resources/cluster.md` does not list
+  it), `creator` (`type`, `id`, `url`).
 
 Both lists take the job list's `status` (here `all` or one of `SCHEDULE_STATUSES` / `CLUSTER_STATUSES`),
 `sort`, `direction`, `since`, `offset` and `limit` (`sections/list-schedules.md`, `sections/list-clusters.md`).
@@ -230,6 +233,7 @@ def _schedule(schedule: SimSchedule, root: str) -> dict[str, Any]:
         "created_at": _time(schedule.created_at),
         "updated_at": _time(schedule.updated_at),
         "url": f"{root}/api/schedules/{schedule.id}",
+        "html_url": f"{root}/schedules/{schedule.id}",  # the schedule in the web UI: resources/schedule.md
         **schedule.extra,
     }
 
@@ -264,6 +268,9 @@ def _cluster(cluster: SimCluster, root: str) -> dict[str, Any]:
         "region": "amazon-web-services::us-east-1",
         "zone": "us-east-1b",
         "url": f"{root}/api/clusters/{cluster.id}",
+        # the cluster in the web UI: resources/cluster.md lists only `url`, but the cluster examples of
+        # sections/terminate-cluster.md and sections/search-clusters.md carry `html_url`
+        "html_url": f"{root}/clusters/{cluster.id}",
         "creator": creator,
         **cluster.extra,
     }

@@ -245,6 +245,9 @@ def _render(job: _Job, root: str) -> dict[str, Any]:
             "id": job.package_id,
             "name": job.package_name,
             "url": f"{api}/packages/{job.package_id}",
+            # the package in the web UI: resources/package.md, "html_url" (resources/job.md: a job's `package`
+            # "includes all attributes")
+            "html_url": f"{root}/packages/{job.package_id}",
         },
         "cluster": {
             "id": job.cluster_id,
