@@ -16,19 +16,9 @@ import pytest
 
 from exporter.logs import JsonFormatter, LogfmtFormatter, logfmt_value, setup_logging
 from exporter.simulator import Simulator
-from tests.support import API_KEY, EXPORTER_SCRIPT, Daemon, add_two_jobs, parse_logfmt, wait_until
+from tests.support import API_KEY, EXPORTER_SCRIPT, NOT_UTC, Daemon, add_two_jobs, parse_logfmt, wait_until
 
-NOT_UTC = "NPT-05:45"  # a POSIX TZ needing no tz database, 5 h 45 min east of UTC: no whole-hour slip hides
 LEVELS = {"debug", "info", "warn", "error"}
-
-
-@pytest.fixture
-def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", NOT_UTC)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
