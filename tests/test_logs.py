@@ -246,7 +246,9 @@ def test_warnings_from_faults_are_strict_logfmt_too(sim: Simulator, tmp_path: Pa
     warned = [fields["msg"] for fields in parsed if fields["level"] == "warn"]
     assert "job 1: refresh failed: server_error (HTTP 500); keeping its last values" in warned
     assert "job 2: refresh failed: invalid_response (body is not JSON); keeping its last values" in warned
-    assert "API answered 429 (rate limited): pausing all requests for 1.0s" in warned
+    # Retry-After: 1 lengthens the pause, never shortens it: the backoff's first step is a minute's share of
+    # the default one-hour window, 60 s.
+    assert "API answered 429 (rate limited): pausing all requests for 60.0s" in warned
     assert API_KEY not in daemon.output
 
 
