@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,8 +16,9 @@ from typing import Any
 import pytest
 
 from exporter.app import App
+from exporter.model import Job, JobStatus
 from exporter.simulator import SimJob, SimOutput, Simulator
-from exporter.state import FORMAT_VERSION
+from exporter.state import FORMAT_VERSION, SavedState, save_state
 from tests.support import make_config, max_requests_in_any_window, scrape, wait_until
 
 Start = Callable[..., App]
@@ -245,3 +248,48 @@ def test_a_temporary_file_a_killed_process_left_is_removed_at_start(
     app.stop()
     assert not leftover.exists()
     assert f"state file {state}: removed {leftover.name}, left by an interrupted write" in caplog.messages
+
+
+def saved_jobs(count: int) -> SavedState:
+    def job(job_id: int) -> Job:
+        return Job(job_id, JobStatus.COMPLETED, "completed", finished_at=1.0)
+
+    return SavedState(jobs={job_id: (job(job_id), 2.0) for job_id in range(1, count + 1)})
+
+
+def test_a_write_is_on_disk_beside_the_file_before_it_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a power loss would show, which no test can cause: the new contents, all of them, are flushed to
+    disk (fsync) in a temporary file in the state file's own directory (a rename across file systems is no
+    rename), named as a start after a SIGKILL looks for it, while the state file still holds the previous
+    state; only then is the temporary renamed over it (os.replace: atomic, never a file half old, half new)."""
+    state = tmp_path / "state.json"
+    assert save_state(str(state), "acme", saved_jobs(1))
+    previous = state.read_bytes()
+    events: list[tuple[Any, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        events.append(("fsync", synced, os.fstat(fd).st_size, state.read_bytes()))
+        real_fsync(fd)
+
+    def replace(source: str, target: str) -> None:
+        events.append(("replace", Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert save_state(str(state), "acme", saved_jobs(3))  # smaller than any buffer: only a flush writes it
+    monkeypatch.undo()
+
+    written = state.read_bytes()
+    assert [event[0] for event in events] == ["fsync", "replace"]
+    (_, synced, synced_size, state_then), (_, source, target) = events
+    assert synced.parent == tmp_path
+    assert re.fullmatch(r"\.state\.json\.[^/]+\.tmp", synced.name)
+    assert (synced_size, state_then) == (len(written), previous)  # all of it synced; the old file untouched
+    assert (source, target) == (synced, state)
+    assert list(json.loads(written)["jobs"]) == ["1", "2", "3"]
+    assert [path.name for path in tmp_path.iterdir()] == ["state.json"]
