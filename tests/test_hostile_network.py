@@ -9,11 +9,14 @@ The simulator plays the hostile server through its fault matrix (`exporter/simul
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -185,6 +188,96 @@ def test_a_next_page_named_under_another_origin_is_read_from_base_url(
     assert metrics.get("integrateio_api_requests_total", endpoint="list_jobs", outcome="link_refused") is None
     assert metrics.get("integrateio_api_requests_total", endpoint="list_jobs", outcome="success")
     assert messages(caplog, logging.WARNING) == []
+
+
+class Gateway(ThreadingHTTPServer):
+    """An API gateway on loopback that serves the API below a path of its own, `/gw`: it forwards what it gets
+    there to the simulator, headers and all, and answers with what the simulator said; `forwarded` holds the
+    paths and queries it got. With `rewrite`, it names the next page on its own origin and path, as a gateway
+    that knows its prefix does; without, the Link goes through as the API wrote it."""
+
+    daemon_threads = True
+    PREFIX = "/gw"
+
+    def __init__(self, sim: Simulator, rewrite: bool) -> None:
+        super().__init__(("127.0.0.1", 0), _GatewayHandler)
+        self.sim, self.rewrite = sim, rewrite
+        self.forwarded: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.PREFIX}"
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    server: Gateway
+
+    def do_GET(self) -> None:
+        gateway = self.server
+        gateway.forwarded.append(self.path)
+        if not self.path.startswith(f"{gateway.PREFIX}/"):
+            self.send_error(404)
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", gateway.sim.port, timeout=5)
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+        upstream.request("GET", self.path.removeprefix(gateway.PREFIX), headers=headers)
+        answer = upstream.getresponse()
+        body = answer.read()
+        upstream.close()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                continue
+            if name.lower() == "link" and gateway.rewrite:
+                value = value.replace(gateway.sim.base_url, gateway.base_url)
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize("rewrite", [True, False], ids=["link-on-the-gateway", "link-as-the-api-wrote-it"])
+def test_a_next_page_behind_a_gateway_path_is_read_through_the_gateway(
+    make_sim: Callable[..., Simulator], exporter_for: Start, caplog: pytest.LogCaptureFixture, rewrite: bool
+) -> None:
+    """`base_url` with a path (`http://gateway/gw`): a next page named below it (`/gw/acme/api/jobs?...`) or
+    below the API's own root (`/acme/api/jobs?...`) is the API's page 2, read on base_url, through the
+    gateway, with the key; nothing reaches the API but through it."""
+    sim = watched_jobs_on_page_two(make_sim)
+    gateway = Gateway(sim, rewrite)
+    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        app = exporter_for(sim, [1, 2, 3], base_url=gateway.base_url, **FAST)
+        page_two = wait_until(
+            lambda: [r for r in list_requests(sim) if r.query.get("offset") == "100"], 10, "page 2 read"
+        )
+        marked = time.monotonic()
+        sim.update_job(1, progress=0.75)
+        metrics = scrape_when(
+            app,
+            lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.75,
+            "job 1 fresh",
+            timeout=10,
+        )
+        reached = list(sim.requests)
+        forwarded = list(gateway.forwarded)  # after: a request is forwarded before the API records it
+        warnings = messages(caplog, logging.WARNING)
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join(timeout=5)
+    assert job_requests(sim, 1)[-1].time < marked  # refreshed by the list's second page, not by a GET
+    assert page_two[0].authorization_ok
+    assert all(r.path == "/acme/api/jobs" and r.authorization_ok for r in list_requests(sim))
+    assert len(forwarded) >= len(reached)  # every request the API got came through the gateway
+    assert all(path.startswith("/gw/acme/api/") for path in forwarded)
+    assert next(path for path in forwarded if "offset=100" in path).startswith("/gw/acme/api/jobs?")
+    assert metrics.get("integrateio_api_requests_total", endpoint="list_jobs", outcome="link_refused") is None
+    assert warnings == []
 
 
 OFF_ROOT_LINKS = [
