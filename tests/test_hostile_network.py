@@ -393,6 +393,69 @@ GARBLED = [
 ]
 
 
+RATE_HEADERS = [
+    pytest.param({"limit": "5000", "remaining": "4321"}, (5000, 4321), id="plain"),
+    pytest.param({"limit": "5000 ", "remaining": "\t4321 "}, (5000, 4321), id="padded"),
+    pytest.param({"limit": "0", "remaining": "000"}, (0, 0), id="zeros"),
+    pytest.param(
+        {"limit": "999999999999", "remaining": "1000000000000"}, (999_999_999_999, None), id="bounds"
+    ),
+    pytest.param({"limit": "9" * 5000, "remaining": "7" * 4400}, (None, None), id="past-int-s-digit-limit"),
+    pytest.param({"limit": "-5", "remaining": "+7"}, (None, None), id="signs"),
+    pytest.param({"limit": "5e3", "remaining": "4321.0"}, (None, None), id="not-integers"),
+    pytest.param({"limit": "\u00b2", "remaining": "\u00b9\u00b2"}, (None, None), id="superscripts"),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), RATE_HEADERS)
+def test_rate_limit_headers_are_read_as_exact_ascii_counts(
+    sim: Simulator, headers: dict[str, str], expected: tuple[int | None, int | None]
+) -> None:
+    """X-RateLimit-Limit and -Remaining as the client reads them off the wire: ASCII digits around optional
+    blanks, at most 12 of them (below 10**12), or nothing; never an exception, whatever the header."""
+    add_two_jobs(sim)
+    sim.set_fault("rate_headers", endpoint="get_job", **headers)
+    client = ApiClient(make_config(sim, [1]).api)
+    try:
+        answer = client.get_job(1)
+    finally:
+        client.close()
+    assert (answer.rate_limit, answer.rate_limit_remaining) == expected
+    assert answer.body["id"] == 1
+
+
+STATUS_BODIES = [
+    pytest.param('{"limits": {"limit": 5000, "remaining": 4321}}', (5000, 4321), id="integers"),
+    pytest.param(
+        '{"limits": {"limit": 5000.0, "remaining": "4321"}}', (5000, 4321), id="whole-float-and-text"
+    ),
+    pytest.param(
+        '{"limits": {"limit": 1000000000000, "remaining": 999999999999}}',
+        (None, 999_999_999_999),
+        id="bounds",
+    ),
+    pytest.param('{"limits": {"limit": 5000.5, "remaining": 2.5}}', (None, None), id="fractions"),
+    pytest.param('{"limits": {"limit": true, "remaining": false}}', (None, None), id="booleans"),
+    pytest.param('{"limits": {"limit": -1, "remaining": null}}', (None, None), id="negative-and-null"),
+    pytest.param('{"limits": {"limit": 1e400, "remaining": [1]}}', (None, None), id="infinite-and-a-list"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), STATUS_BODIES)
+def test_rate_limit_status_counts_are_whole_numbers_or_nothing(
+    sim: Simulator, body: str, expected: tuple[int | None, int | None]
+) -> None:
+    """`GET /rate_limit_status`'s body as the client reads it: a whole number (an integer, an integral float,
+    ASCII digits) or nothing; a fraction is not rounded into a count, a boolean is not 1 or 0."""
+    sim.set_fault("status", endpoint="rate_limit_status", code=200, body=body)
+    client = ApiClient(make_config(sim, []).api)
+    try:
+        answer = client.rate_limit_status()
+    finally:
+        client.close()
+    assert (answer.rate_limit, answer.rate_limit_remaining) == expected
+
+
 @pytest.mark.parametrize(("endpoint", "fault", "outcome"), GARBLED)
 def test_no_number_or_body_from_the_network_stops_the_poller(
     make_sim: Callable[..., Simulator],
