@@ -212,7 +212,9 @@ class CreditBudget:
                 return self._paused_until - now
             self._consecutive_refusals += 1
             self._probe_in_flight = False
-            backoff: float = min(self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1))
+            backoff: float = min(
+                self._backoff_cap, self._backoff_base * 2 ** (self._consecutive_refusals - 1)
+            )
             # The server's Retry-After may lengthen the pause, never shorten it: a 0 or a date in the past would
             # mean trying again at once into the same 429, and the API blacklists users who keep hitting it.
             pause = backoff if retry_after is None else min(self._backoff_cap, max(retry_after, backoff))
