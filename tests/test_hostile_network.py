@@ -361,6 +361,32 @@ def test_a_page_that_links_to_a_page_already_read_ends_the_paging(
     assert_nothing_escaped(caplog)
 
 
+def test_a_later_page_that_links_to_itself_ends_the_paging(
+    make_sim: Callable[..., Simulator], exporter_for: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Page 2 naming itself as the next page: every page read in a cycle is remembered, not only the first.
+    Job 3 finishes, so it is on no page of the running list and the paging goes on past page 2, which is not
+    read again: the cycle confirms job 3 with a GET and goes on, page 2 read once a cycle."""
+    sim = watched_jobs_on_page_two(make_sim)
+    sim.set_fault("link", endpoint="list_jobs", url=sim.base_url + PAGE_ONE + "&offset=100")
+    app = exporter_for(sim, [1, 2, 3], **FAST)
+    wait_until(lambda: [r for r in list_requests(sim) if r.query.get("offset") == "100"], 10, "page 2 read")
+    sim.update_job(3, status="completed")
+    wait_until(lambda: scrape(app).status(3) == "completed", 10, "job 3 completed on /metrics")
+    sim.update_job(1, progress=0.75)
+    wait_until(
+        lambda: scrape(app).get("integrateio_job_progress_ratio", job_id="1") == 0.75, 5, "job 1 fresh"
+    )
+
+    offsets = [r.query.get("offset") for r in list_requests(sim)]
+    assert ["100", "100"] not in [offsets[i : i + 2] for i in range(len(offsets) - 1)], offsets
+    assert set(offsets) == {None, "100"}
+    assert messages(caplog, logging.WARNING) == [
+        "list_jobs: a next-page link names a page already read; paging stops there"
+    ]
+    assert_nothing_escaped(caplog)
+
+
 # --- numbers and bodies nobody should trust ------------------------------------------------------------------
 
 GARBLED = [
