@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,7 +10,19 @@ import pytest
 
 from exporter.app import App
 from exporter.simulator import SimJob, Simulator
-from tests.support import API_KEY, WEB_API_JOB, Pki, make_config, make_pki, require_tool
+from tests.support import API_KEY, NOT_UTC, WEB_API_JOB, Pki, make_config, make_pki, require_tool
+
+
+@pytest.fixture
+def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time is `NOT_UTC` for the test: a timestamp written or read in local time instead
+    of UTC is then 5 h 45 min off, even on a machine whose own zone is UTC. Time zones are per process, so the
+    exporters and simulators a test runs in-process see it too."""
+    monkeypatch.setenv("TZ", NOT_UTC)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

@@ -36,6 +36,10 @@ from exporter.simulator import SimJob, SimOutput, Simulator
 from exporter.webconfig import load_web_config
 
 API_KEY = "test-key-7c1e2b9d"  # recognisable, so tests can search every output for it
+NOT_UTC: Final = "NPT-05:45"
+"""A POSIX TZ needing no tz database, 5 h 45 min east of UTC: no whole-hour slip hides, and a machine whose
+local time is UTC (CI's, a container's) cannot make a local-time bug look right (conftest's
+`local_time_not_utc`)."""
 REQUIRED_ENV: Final = "INTEGRATEIO_E2E_REQUIRED"
 """Set to 1 by .ci/run, which installs every tool: there a missing tool fails its tests instead of skipping them."""
 

@@ -115,6 +115,63 @@ def test_retry_after_lengthens_the_backoff_but_never_shortens_it_and_is_capped()
     assert budget.record_refused(retry_after=999999.0) == 900.0  # capped at a quarter window
 
 
+def test_the_backoff_is_capped_at_15_minutes_or_its_first_step() -> None:
+    """A quarter window, but never more than 15 minutes: a daemon is never parked for hours, and with a day's
+    window (first step 24 minutes) the pause does not double at all."""
+    for window, expected in (
+        (7200.0, [120.0, 240.0, 480.0, 900.0, 900.0]),
+        (86400.0, [1440.0, 1440.0, 1440.0]),
+        (60.0, [1.0, 2.0, 4.0, 8.0, 15.0, 15.0]),
+    ):
+        clock = Clock()
+        budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=window), clock=clock)
+        pauses = []
+        for _ in expected:
+            pauses.append(budget.record_refused())
+            clock.now += pauses[-1]
+        assert pauses == expected, window
+
+
+def test_a_longer_retry_after_during_a_pause_lengthens_it() -> None:
+    """A request already in flight when the pause began comes back 429 with Retry-After: 300: the server's
+    word is kept (a second refusal, 300 s from now) rather than folded into the pause already running."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0), clock=clock)
+    assert budget.record_refused() == 60.0
+    clock.now += 1.0
+    assert budget.record_refused(retry_after=300.0) == 300.0
+    assert budget.snapshot().backoff_seconds == 300.0
+    clock.now += 299.0
+    assert not budget.try_spend()
+    clock.now += 1.0
+    assert budget.try_spend()
+
+
+def test_the_reserve_is_a_share_of_the_key_s_real_limit_once_the_api_told_it() -> None:
+    """Configured for 5,000 credits, the key really has 1,000: its reserve is 100 (10 %), not 500."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1), clock=clock)
+    budget.observe_api(limit=1000, remaining=102)
+    assert budget.try_spend()
+    assert not budget.held_by_api()  # 101 left
+    assert budget.try_spend()
+    assert budget.held_by_api()  # 100: the reserve
+    assert not budget.try_spend()
+
+
+def test_a_key_with_nothing_left_holds_at_once() -> None:
+    """The API says 0 remaining (other clients spent it all): a reading like any other, not a missing one."""
+    clock = Clock()
+    budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1), clock=clock)
+    budget.observe_api(limit=5000, remaining=3000)
+    assert budget.try_spend()
+    budget.observe_api(limit=5000, remaining=0)
+    snap = budget.snapshot()
+    assert (snap.api_remaining, snap.held_by_api) == (0, True)
+    assert not budget.try_spend()
+    assert budget.wait_seconds() == 60.0  # until a reading shows the key has recovered
+
+
 def test_the_api_reserve_is_left_to_other_clients_of_the_key() -> None:
     clock = Clock()
     budget = CreditBudget(RateLimitConfig(credits=5000, window_seconds=3600.0, reserve=0.1), clock=clock)

@@ -283,6 +283,45 @@ def test_bad_accounts_and_discovery_name_the_key(tmp_path: Path, text: str, mess
     assert str(caught.value) == message
 
 
+BAD_PACKAGE_IDS = [
+    ("{}", "discover.package_ids: must be a list of package ids, got nothing"),
+    ("{max_jobs: 5}", "discover.package_ids: must be a list of package ids, got nothing"),
+    ("{package_ids: null}", "discover.package_ids: must be a list of package ids, got nothing"),
+    ("{package_ids: 434}", "discover.package_ids: must be a list of package ids, got an integer"),
+    ("{package_ids: '434'}", "discover.package_ids: must be a list of package ids, got a string"),
+    ("{package_ids: {434: x}}", "discover.package_ids: must be a list of package ids, got a mapping"),
+    ("{package_ids: []}", "discover.package_ids: must be a non-empty list of package ids"),
+    ("{package_ids: [434, 0]}", "discover.package_ids[1]: must be a positive integer, got 0"),
+    ("{package_ids: [-434]}", "discover.package_ids[0]: must be a positive integer, got -434"),
+    ("{package_ids: [true]}", "discover.package_ids[0]: must be a positive integer, got True"),
+    ("{package_ids: ['434']}", "discover.package_ids[0]: must be a positive integer, got '434'"),
+    ("{package_ids: [434.5]}", "discover.package_ids[0]: must be a positive integer, got 434.5"),
+    ("{package_ids: [null]}", "discover.package_ids[0]: must be a positive integer, got None"),
+    ("{package_ids: [[434]]}", "discover.package_ids[0]: must be a positive integer, got [434]"),
+]
+
+
+@pytest.mark.parametrize(("discover", "message"), BAD_PACKAGE_IDS)
+def test_discovery_needs_a_list_of_positive_package_ids(tmp_path: Path, discover: str, message: str) -> None:
+    """Without them discovery would follow nothing, silently: a package named wrong is an error at start."""
+    from exporter.config import load_configs
+
+    with pytest.raises(ConfigError) as caught:
+        load_configs(
+            write(tmp_path, f"api: {{account_id: a}}\ndiscover: {discover}\n"), environ={API_KEY_ENV: "k"}
+        )
+    assert str(caught.value) == message
+
+
+def test_package_ids_named_twice_are_followed_once_in_the_order_given(tmp_path: Path) -> None:
+    from exporter.config import load_configs
+
+    text = "api: {account_id: a}\ndiscover: {package_ids: [512, 434, 512, 9223372036854775807, 434]}\n"
+    (config,) = load_configs(write(tmp_path, text), environ={API_KEY_ENV: "k"})
+    assert config.discover is not None
+    assert config.discover.package_ids == (512, 434, 9223372036854775807)
+
+
 def test_shards_partition_the_jobs_exactly(tmp_path: Path) -> None:
     from exporter.config import Shard
 

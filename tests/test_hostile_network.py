@@ -9,11 +9,14 @@ The simulator plays the hostile server through its fault matrix (`exporter/simul
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -187,6 +190,96 @@ def test_a_next_page_named_under_another_origin_is_read_from_base_url(
     assert messages(caplog, logging.WARNING) == []
 
 
+class Gateway(ThreadingHTTPServer):
+    """An API gateway on loopback that serves the API below a path of its own, `/gw`: it forwards what it gets
+    there to the simulator, headers and all, and answers with what the simulator said; `forwarded` holds the
+    paths and queries it got. With `rewrite`, it names the next page on its own origin and path, as a gateway
+    that knows its prefix does; without, the Link goes through as the API wrote it."""
+
+    daemon_threads = True
+    PREFIX = "/gw"
+
+    def __init__(self, sim: Simulator, rewrite: bool) -> None:
+        super().__init__(("127.0.0.1", 0), _GatewayHandler)
+        self.sim, self.rewrite = sim, rewrite
+        self.forwarded: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{self.PREFIX}"
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    server: Gateway
+
+    def do_GET(self) -> None:
+        gateway = self.server
+        gateway.forwarded.append(self.path)
+        if not self.path.startswith(f"{gateway.PREFIX}/"):
+            self.send_error(404)
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", gateway.sim.port, timeout=5)
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+        upstream.request("GET", self.path.removeprefix(gateway.PREFIX), headers=headers)
+        answer = upstream.getresponse()
+        body = answer.read()
+        upstream.close()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                continue
+            if name.lower() == "link" and gateway.rewrite:
+                value = value.replace(gateway.sim.base_url, gateway.base_url)
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize("rewrite", [True, False], ids=["link-on-the-gateway", "link-as-the-api-wrote-it"])
+def test_a_next_page_behind_a_gateway_path_is_read_through_the_gateway(
+    make_sim: Callable[..., Simulator], exporter_for: Start, caplog: pytest.LogCaptureFixture, rewrite: bool
+) -> None:
+    """`base_url` with a path (`http://gateway/gw`): a next page named below it (`/gw/acme/api/jobs?...`) or
+    below the API's own root (`/acme/api/jobs?...`) is the API's page 2, read on base_url, through the
+    gateway, with the key; nothing reaches the API but through it."""
+    sim = watched_jobs_on_page_two(make_sim)
+    gateway = Gateway(sim, rewrite)
+    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        app = exporter_for(sim, [1, 2, 3], base_url=gateway.base_url, **FAST)
+        page_two = wait_until(
+            lambda: [r for r in list_requests(sim) if r.query.get("offset") == "100"], 10, "page 2 read"
+        )
+        marked = time.monotonic()
+        sim.update_job(1, progress=0.75)
+        metrics = scrape_when(
+            app,
+            lambda m: m.get("integrateio_job_progress_ratio", job_id="1") == 0.75,
+            "job 1 fresh",
+            timeout=10,
+        )
+        reached = list(sim.requests)
+        forwarded = list(gateway.forwarded)  # after: a request is forwarded before the API records it
+        warnings = messages(caplog, logging.WARNING)
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join(timeout=5)
+    assert job_requests(sim, 1)[-1].time < marked  # refreshed by the list's second page, not by a GET
+    assert page_two[0].authorization_ok
+    assert all(r.path == "/acme/api/jobs" and r.authorization_ok for r in list_requests(sim))
+    assert len(forwarded) >= len(reached)  # every request the API got came through the gateway
+    assert all(path.startswith("/gw/acme/api/") for path in forwarded)
+    assert next(path for path in forwarded if "offset=100" in path).startswith("/gw/acme/api/jobs?")
+    assert metrics.get("integrateio_api_requests_total", endpoint="list_jobs", outcome="link_refused") is None
+    assert warnings == []
+
+
 OFF_ROOT_LINKS = [
     pytest.param(lambda sim, other: f"{other.origin}/elsewhere/jobs?offset=100", id="another-host-and-path"),
     pytest.param(lambda sim, other: f"{other.origin}/acme/apis/jobs", id="a-lookalike-root"),
@@ -268,6 +361,32 @@ def test_a_page_that_links_to_a_page_already_read_ends_the_paging(
     assert_nothing_escaped(caplog)
 
 
+def test_a_later_page_that_links_to_itself_ends_the_paging(
+    make_sim: Callable[..., Simulator], exporter_for: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Page 2 naming itself as the next page: every page read in a cycle is remembered, not only the first.
+    Job 3 finishes, so it is on no page of the running list and the paging goes on past page 2, which is not
+    read again: the cycle confirms job 3 with a GET and goes on, page 2 read once a cycle."""
+    sim = watched_jobs_on_page_two(make_sim)
+    sim.set_fault("link", endpoint="list_jobs", url=sim.base_url + PAGE_ONE + "&offset=100")
+    app = exporter_for(sim, [1, 2, 3], **FAST)
+    wait_until(lambda: [r for r in list_requests(sim) if r.query.get("offset") == "100"], 10, "page 2 read")
+    sim.update_job(3, status="completed")
+    wait_until(lambda: scrape(app).status(3) == "completed", 10, "job 3 completed on /metrics")
+    sim.update_job(1, progress=0.75)
+    wait_until(
+        lambda: scrape(app).get("integrateio_job_progress_ratio", job_id="1") == 0.75, 5, "job 1 fresh"
+    )
+
+    offsets = [r.query.get("offset") for r in list_requests(sim)]
+    assert ["100", "100"] not in [offsets[i : i + 2] for i in range(len(offsets) - 1)], offsets
+    assert set(offsets) == {None, "100"}
+    assert messages(caplog, logging.WARNING) == [
+        "list_jobs: a next-page link names a page already read; paging stops there"
+    ]
+    assert_nothing_escaped(caplog)
+
+
 # --- numbers and bodies nobody should trust ------------------------------------------------------------------
 
 GARBLED = [
@@ -298,6 +417,69 @@ GARBLED = [
         "rate_limit_status", {"kind": "deep_json"}, "invalid_response", id="status-nested-100000-deep"
     ),
 ]
+
+
+RATE_HEADERS = [
+    pytest.param({"limit": "5000", "remaining": "4321"}, (5000, 4321), id="plain"),
+    pytest.param({"limit": "5000 ", "remaining": "\t4321 "}, (5000, 4321), id="padded"),
+    pytest.param({"limit": "0", "remaining": "000"}, (0, 0), id="zeros"),
+    pytest.param(
+        {"limit": "999999999999", "remaining": "1000000000000"}, (999_999_999_999, None), id="bounds"
+    ),
+    pytest.param({"limit": "9" * 5000, "remaining": "7" * 4400}, (None, None), id="past-int-s-digit-limit"),
+    pytest.param({"limit": "-5", "remaining": "+7"}, (None, None), id="signs"),
+    pytest.param({"limit": "5e3", "remaining": "4321.0"}, (None, None), id="not-integers"),
+    pytest.param({"limit": "\u00b2", "remaining": "\u00b9\u00b2"}, (None, None), id="superscripts"),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), RATE_HEADERS)
+def test_rate_limit_headers_are_read_as_exact_ascii_counts(
+    sim: Simulator, headers: dict[str, str], expected: tuple[int | None, int | None]
+) -> None:
+    """X-RateLimit-Limit and -Remaining as the client reads them off the wire: ASCII digits around optional
+    blanks, at most 12 of them (below 10**12), or nothing; never an exception, whatever the header."""
+    add_two_jobs(sim)
+    sim.set_fault("rate_headers", endpoint="get_job", **headers)
+    client = ApiClient(make_config(sim, [1]).api)
+    try:
+        answer = client.get_job(1)
+    finally:
+        client.close()
+    assert (answer.rate_limit, answer.rate_limit_remaining) == expected
+    assert answer.body["id"] == 1
+
+
+STATUS_BODIES = [
+    pytest.param('{"limits": {"limit": 5000, "remaining": 4321}}', (5000, 4321), id="integers"),
+    pytest.param(
+        '{"limits": {"limit": 5000.0, "remaining": "4321"}}', (5000, 4321), id="whole-float-and-text"
+    ),
+    pytest.param(
+        '{"limits": {"limit": 1000000000000, "remaining": 999999999999}}',
+        (None, 999_999_999_999),
+        id="bounds",
+    ),
+    pytest.param('{"limits": {"limit": 5000.5, "remaining": 2.5}}', (None, None), id="fractions"),
+    pytest.param('{"limits": {"limit": true, "remaining": false}}', (None, None), id="booleans"),
+    pytest.param('{"limits": {"limit": -1, "remaining": null}}', (None, None), id="negative-and-null"),
+    pytest.param('{"limits": {"limit": 1e400, "remaining": [1]}}', (None, None), id="infinite-and-a-list"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), STATUS_BODIES)
+def test_rate_limit_status_counts_are_whole_numbers_or_nothing(
+    sim: Simulator, body: str, expected: tuple[int | None, int | None]
+) -> None:
+    """`GET /rate_limit_status`'s body as the client reads it: a whole number (an integer, an integral float,
+    ASCII digits) or nothing; a fraction is not rounded into a count, a boolean is not 1 or 0."""
+    sim.set_fault("status", endpoint="rate_limit_status", code=200, body=body)
+    client = ApiClient(make_config(sim, []).api)
+    try:
+        answer = client.rate_limit_status()
+    finally:
+        client.close()
+    assert (answer.rate_limit, answer.rate_limit_remaining) == expected
 
 
 @pytest.mark.parametrize(("endpoint", "fault", "outcome"), GARBLED)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from exporter.app import App
+from exporter.cache import JobCache
 from exporter.config import API_KEY_ENV, PollingConfig, parse_config
 from exporter.errors import ConfigError
-from exporter.model import JobStatus, parse_job, parse_job_list
+from exporter.list_items import ListItems
+from exporter.model import Job, JobStatus, parse_job, parse_job_list
 from exporter.planner import ListCosts, outputs_refreshes, plan_cycle
 from exporter.simulator import SimJob, SimOutput, Simulator
 from exporter.simulator.listing import LIST_ITEM_MODES
@@ -216,3 +218,38 @@ def test_the_outputs_cadence_is_configurable_and_checked() -> None:
         str(caught.value)
         == "polling.outputs_refresh_seconds: must be a number greater than 0 and at most 86400, got 0"
     )
+
+
+def test_one_item_without_outputs_makes_a_page_lean_and_an_empty_page_says_nothing() -> None:
+    """A page mixing items with and without outputs is lean: the items without them need GETs for their
+    records. Only a page whose items all carry outputs is full again."""
+    cache = JobCache()
+    items = ListItems(cache, lambda: 1000.0)
+    full = Job(1, JobStatus.RUNNING, "running")
+    lean = Job(2, JobStatus.RUNNING, "running", absent=("outputs",))
+    modes = []
+    for page in ([full, lean], [], [full], [lean, full, full], []):
+        items.observe_page(page)
+        modes.append(cache.snapshot().exporter.list_items)
+    assert modes == ["lean", "lean", "full", "lean", "lean"]
+
+
+def test_a_job_the_api_no_longer_has_gets_no_single_get_for_its_outputs() -> None:
+    """Jobs whose last answer came without outputs get GETs for them, the final ones once; a job the API
+    answered 404 for is asked about on the missing jobs' own slow schedule, not again for its outputs."""
+    cache = JobCache()
+    cache.set_watched([1, 2, 3, 4, 5])
+    items = ListItems(cache, lambda: 1000.0)
+    answers = [
+        Job(1, JobStatus.RUNNING, "running", absent=("outputs",)),
+        Job(2, JobStatus.RUNNING, "running", absent=("outputs",)),
+        Job(3, JobStatus.COMPLETED, "completed", absent=("outputs",)),
+        Job(4, JobStatus.COMPLETED, "completed", absent=("outputs",)),
+        Job(5, JobStatus.RUNNING, "running"),  # with outputs: nothing lacking
+    ]
+    for job in answers:
+        items.saw(job, was_final=False)
+    cache.record_jobs(answers, now=1000.0)
+    cache.record_missing(2)
+    cache.record_missing(4)
+    assert items.lacking(cache.states()) == ([3], {1: float("inf")})

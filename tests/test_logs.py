@@ -16,19 +16,9 @@ import pytest
 
 from exporter.logs import JsonFormatter, LogfmtFormatter, logfmt_value, setup_logging
 from exporter.simulator import Simulator
-from tests.support import API_KEY, EXPORTER_SCRIPT, Daemon, add_two_jobs, parse_logfmt, wait_until
+from tests.support import API_KEY, EXPORTER_SCRIPT, NOT_UTC, Daemon, add_two_jobs, parse_logfmt, wait_until
 
-NOT_UTC = "NPT-05:45"  # a POSIX TZ needing no tz database, 5 h 45 min east of UTC: no whole-hour slip hides
 LEVELS = {"debug", "info", "warn", "error"}
-
-
-@pytest.fixture
-def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", NOT_UTC)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def record(msg: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
@@ -256,7 +246,9 @@ def test_warnings_from_faults_are_strict_logfmt_too(sim: Simulator, tmp_path: Pa
     warned = [fields["msg"] for fields in parsed if fields["level"] == "warn"]
     assert "job 1: refresh failed: server_error (HTTP 500); keeping its last values" in warned
     assert "job 2: refresh failed: invalid_response (body is not JSON); keeping its last values" in warned
-    assert "API answered 429 (rate limited): pausing all requests for 1.0s" in warned
+    # Retry-After: 1 lengthens the pause, never shortens it: the backoff's first step is a minute's share of
+    # the default one-hour window, 60 s.
+    assert "API answered 429 (rate limited): pausing all requests for 60.0s" in warned
     assert API_KEY not in daemon.output
 
 

@@ -11,6 +11,10 @@ from exporter.cache import PackageState
 from exporter.model import InvalidPayload, JobOutput, JobStatus, parse_job, parse_job_list, parse_timestamp
 from exporter.pipelines import parse_cluster, parse_schedule
 
+# Every timestamp here is UTC on the wire and in Unix seconds: under a local time that is not UTC, one written or
+# read in local time is 5 h 45 min off, and fails, even on a machine whose own zone is UTC.
+pytestmark = pytest.mark.usefixtures("local_time_not_utc")
+
 DOCUMENTED = {
     "id": 157,
     "status": "completed",

@@ -6,6 +6,10 @@ import pytest
 
 from exporter.retry_after import parse_retry_after
 
+# Every timestamp here is UTC on the wire and in Unix seconds: under a local time that is not UTC, one written or
+# read in local time is 5 h 45 min off, and fails, even on a machine whose own zone is UTC.
+pytestmark = pytest.mark.usefixtures("local_time_not_utc")
+
 NOW = 946684799.0 - 60  # one minute before 1999-12-31T23:59:59Z
 
 

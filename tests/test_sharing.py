@@ -90,6 +90,29 @@ def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed()
     assert estimator.estimate(120.0) == 0.0
 
 
+def test_a_rise_never_projects_less_than_what_the_neighbour_already_holds() -> None:
+    """A neighbour holding 28 of 40 credits speeds up a little (0.25 a second): the rise alone would project 15
+    a window, but it holds 30.5 now (the mean of the last eighth of the window), and that is the estimate."""
+    estimator = ForeignSpend(WINDOW)
+    steady(estimator, 28, 0.0, 60.0)
+    for second in range(1, 16):
+        estimator.observe(60.0 + second, 40, 40 - (28 + int(0.25 * second)), 0)
+    assert estimator.estimate(75.0) == 30.5
+
+
+def test_the_estimate_is_never_more_than_the_key_nor_less_than_nothing() -> None:
+    """A neighbour rising 2 credits a second projects 120 a window, of a key of 40: 40. A reading taken before
+    the API counted our last 5 sends says the others hold -5: none."""
+    estimator = ForeignSpend(WINDOW)
+    steady(estimator, 0, 0.0, 60.0)
+    for second in range(1, 16):
+        estimator.observe(60.0 + second, 40, 40 - min(40, 2 * second), 0)
+    assert estimator.estimate(75.0) == 40.0
+    early = ForeignSpend(WINDOW)
+    early.observe(0.0, 40, 40, 5)
+    assert early.estimate(0.0) == 0.0
+
+
 def test_the_share_is_our_budget_less_the_foreign_spend_in_even_steps() -> None:
     assert share(36, None) == 36  # nothing known yet: the configured budget
     assert share(36, 0.0) == 36

@@ -36,6 +36,10 @@ from exporter.simulator.ledger import CreditLedger
 from exporter.simulator.timestamps import format_timestamp, parse_timestamp
 from tests.support import wait_until
 
+# Every timestamp here is UTC on the wire and in Unix seconds: under a local time that is not UTC, one written or
+# read in local time is 5 h 45 min off, and fails, even on a machine whose own zone is UTC.
+pytestmark = pytest.mark.usefixtures("local_time_not_utc")
+
 ACCEPT = "application/vnd.xplenty+json; version=2"
 KEY = "sim-key"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z

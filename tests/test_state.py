@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,8 +16,10 @@ from typing import Any
 import pytest
 
 from exporter.app import App
+from exporter.cache import JobCache, PackageState
+from exporter.model import Job, JobStatus
 from exporter.simulator import SimJob, SimOutput, Simulator
-from exporter.state import FORMAT_VERSION
+from exporter.state import FORMAT_VERSION, SavedState, StateStore, load_state, save_state
 from tests.support import make_config, max_requests_in_any_window, scrape, wait_until
 
 Start = Callable[..., App]
@@ -245,3 +249,129 @@ def test_a_temporary_file_a_killed_process_left_is_removed_at_start(
     app.stop()
     assert not leftover.exists()
     assert f"state file {state}: removed {leftover.name}, left by an interrupted write" in caplog.messages
+
+
+def saved_jobs(count: int) -> SavedState:
+    def job(job_id: int) -> Job:
+        return Job(job_id, JobStatus.COMPLETED, "completed", finished_at=1.0)
+
+    return SavedState(jobs={job_id: (job(job_id), 2.0) for job_id in range(1, count + 1)})
+
+
+def test_a_write_is_on_disk_beside_the_file_before_it_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a power loss would show, which no test can cause: the new contents, all of them, are flushed to
+    disk (fsync) in a temporary file in the state file's own directory (a rename across file systems is no
+    rename), named as a start after a SIGKILL looks for it, while the state file still holds the previous
+    state; only then is the temporary renamed over it (os.replace: atomic, never a file half old, half new)."""
+    state = tmp_path / "state.json"
+    assert save_state(str(state), "acme", saved_jobs(1))
+    previous = state.read_bytes()
+    events: list[tuple[Any, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        events.append(("fsync", synced, os.fstat(fd).st_size, state.read_bytes()))
+        real_fsync(fd)
+
+    def replace(source: str, target: str) -> None:
+        events.append(("replace", Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert save_state(str(state), "acme", saved_jobs(3))  # smaller than any buffer: only a flush writes it
+    monkeypatch.undo()
+
+    written = state.read_bytes()
+    assert [event[0] for event in events] == ["fsync", "replace"]
+    (_, synced, synced_size, state_then), (_, source, target) = events
+    assert synced.parent == tmp_path
+    assert re.fullmatch(r"\.state\.json\.[^/]+\.tmp", synced.name)
+    assert (synced_size, state_then) == (len(written), previous)  # all of it synced; the old file untouched
+    assert (source, target) == (synced, state)
+    assert list(json.loads(written)["jobs"]) == ["1", "2", "3"]
+    assert [path.name for path in tmp_path.iterdir()] == ["state.json"]
+
+
+UNREADABLE_ENTRIES = [
+    pytest.param(
+        {
+            "version": 3,
+            "jobs": {
+                "1": {
+                    "job": {"id": 2, "status": "completed", "raw_status": "completed", "outputs": []},
+                    "last_success": 5.0,
+                }
+            },
+            "followed": {},
+            "packages": {},
+        },
+        "state file {path} ignored: entry 1 holds job 2",
+        id="an-entry-holding-another-job",
+    ),
+    pytest.param(
+        {
+            "version": 1,
+            "jobs": {
+                "1": {
+                    "job": {"id": 1, "status": "running", "raw_status": "running", "outputs": []},
+                    "last_success": 5.0,
+                }
+            },
+        },
+        "state file {path} ignored: entry 1 is not a final job",
+        id="version-1-with-a-running-job",
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "message"), UNREADABLE_ENTRIES)
+def test_a_file_whose_entries_contradict_themselves_is_ignored_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, document: dict[str, Any], message: str
+) -> None:
+    """Job 2's values under job 1's key would show job 1 with another run's status; a version 1 file kept
+    final jobs only, so a running one there is not what that exporter wrote. Neither file is trusted at all."""
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({**document, "account_id": "acme"}))
+    with caplog.at_level(logging.INFO, logger="exporter"):
+        assert load_state(str(state), "acme") == SavedState()
+    assert caplog.messages == [message.format(path=state)]
+
+
+def run_of(job_id: int, package_id: int, status: JobStatus = JobStatus.COMPLETED, name: str = "p") -> Job:
+    return Job(
+        job_id, status, status.value, package_id=package_id, package_name=name, finished_at=100.0 + job_id
+    )
+
+
+def test_only_the_packages_still_of_interest_are_restored(tmp_path: Path) -> None:
+    """Those of the restored jobs and those discovery reads: a package of a job no longer watched, nor
+    discovered, would otherwise come back as series nobody configured."""
+    cache = JobCache()
+    cache.set_watched([1])
+    saved = SavedState(
+        jobs={1: (run_of(1, 434), 5.0), 2: (run_of(2, 999), 5.0)},
+        packages={
+            package_id: PackageState(package_id).seen(run_of(job_id, package_id))
+            for job_id, package_id in ((1, 434), (2, 999), (3, 512))
+        },
+    )
+    StateStore(str(tmp_path / "state.json"), "acme").restore(cache, saved, discovered=[512])
+    snapshot = cache.snapshot()
+    assert [package.package_id for package in snapshot.packages] == [434, 512]
+    assert [state.job_id for state in snapshot.jobs if state.job is not None] == [1]
+
+
+def test_a_renamed_package_is_written_though_no_status_changed(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    store = StateStore(str(path), "acme")
+    cache = JobCache()
+    cache.set_watched([1])
+    cache.record_jobs([run_of(1, 434, JobStatus.RUNNING, name="orders")], now=10.0)
+    store.save(cache, {})
+    cache.record_jobs([run_of(1, 434, JobStatus.RUNNING, name="orders-v2")], now=20.0)
+    store.save(cache, {})
+    assert json.loads(path.read_text())["packages"]["434"]["name"] == "orders-v2"

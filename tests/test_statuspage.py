@@ -35,6 +35,10 @@ from exporter.statuspage import (
 )
 from tests.support import wait_until
 
+# Every timestamp here is UTC on the wire and in Unix seconds: under a local time that is not UTC, one written or
+# read in local time is 5 h 45 min off, and fails, even on a machine whose own zone is UTC.
+pytestmark = pytest.mark.usefixtures("local_time_not_utc")
+
 NOW = 1_795_000_000.0  # 2026-11-18T...Z; fixed, so ages are exact
 HOSTILE_OUTPUT = "<script>window.pwned=1</script>"
 HOSTILE_PACKAGE = '<img src=x onerror="window.pwned=2">&amp;'
@@ -154,6 +158,7 @@ def test_human_age_and_rfc3339() -> None:
     assert human_age(NOW + 2, NOW) == "0 s ago"  # a clock a little ahead is not "in the future"
     assert human_age(None, NOW) == "never"
     assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1795860000.9) == "2026-11-28T10:00:00Z"  # whole seconds, UTC whatever the local time
     assert rfc3339(None) is None
 
 
