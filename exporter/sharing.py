@@ -12,7 +12,10 @@ window, run the key down to the reserve and then hold with nothing refreshed —
 exists to prevent. So the estimate also takes the recent *rise* of the count: a count rising by `d` credits
 per second means others send at least `d` per second (their old credits also leave the window), which is
 `d × window` over a window. The projection is the larger of the two; a falling count is not trusted until it
-has fallen (a neighbour that pauses for a minute may come back), which errs on the side of the reserve.
+has fallen (a neighbour that pauses for a minute may come back), which errs on the side of the reserve. The rise
+is fitted over a quarter of the window, and over its last sixteenth for a neighbour *starting* (a count still far
+below the pace it rises at): an hour's key may run down to its reserve within minutes of such a start, and the
+long fit needs a quarter of an hour to see it whole.
 
 The pace decision (`share`) is then: our budget (the configured credits less the reserve) minus the projected
 foreign spend, rounded down to a whole step of a twentieth of it. Steps make the
@@ -38,6 +41,10 @@ RISE_SPAN = 1 / 16
 # *low* (our requests in flight count as ours before the API has charged them), so the top of each slice is
 # the count without that noise, and the dips and recoveries of a busy minute are not taken for a rise.
 RISE_BUCKETS = 4
+# The short fit is for a neighbour *starting*: its count is still far below the pace it rises at. Near that
+# pace already (a steady neighbour whose count wobbles by a few credits), a few minutes' rise says little, and
+# trusting it would make the share, and with it the interval, jump with every wobble; the long fit judges.
+ONSET_LEVEL = 0.5
 MIN_RISE = 2  # credits: a rise smaller than this (plus 2 % of the key) is noise in the readings
 # A step is lost only to a foreign spend of more than a quarter step beyond it: a reading is off by a credit or
 # two (a request of ours in flight, one that left our log a moment before the API's window), and a budget of
@@ -84,13 +91,17 @@ class ForeignSpend:
         projected = level
         short = RISE_SPAN * self._window
         fits = (
-            (short, _tops([r for r in self._readings if r.at > now - short], short / RISE_BUCKETS)),
-            (2 * span, [r for r in self._readings if r.at > now - 2 * span]),
+            (short, _tops([r for r in self._readings if r.at > now - short], short / RISE_BUCKETS), True),
+            (2 * span, [r for r in self._readings if r.at > now - 2 * span], False),
         )
-        for fitted, readings in fits:
+        for fitted, readings, onset_only in fits:
             slope = _slope(readings)
-            if slope * fitted > MIN_RISE + 0.02 * self._limit:
-                projected = max(projected, slope * self._window)
+            pace = slope * self._window
+            if slope * fitted <= MIN_RISE + 0.02 * self._limit:
+                continue  # no rise beyond the noise of the readings
+            if onset_only and level >= ONSET_LEVEL * pace:
+                continue  # not a neighbour starting: the count is already near that pace
+            projected = max(projected, pace)
         return min(float(self._limit), projected)
 
 

@@ -229,6 +229,7 @@ def save_state(path: str, account_id: str, state: SavedState) -> bool:
             stream.flush()
             os.fsync(stream.fileno())  # on disk before the rename, or a power loss could leave an empty file
         os.replace(temporary, target)
+        _sync_directory(target.parent)
     except OSError as error:
         log.warning("state file %s not written: %s", path, error.strerror or error)
         if temporary is not None:
@@ -236,6 +237,17 @@ def save_state(path: str, account_id: str, state: SavedState) -> bool:
                 Path(temporary).unlink(missing_ok=True)
         return False
     return True
+
+
+def _sync_directory(directory: Path) -> None:
+    """Put the rename itself on disk: until the directory is synced, a power loss soon after a write could bring
+    back the previous state file. A file system that cannot sync a directory loses only that guarantee."""
+    with contextlib.suppress(OSError):
+        handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def _parse(document: Any, account_id: str) -> SavedState:

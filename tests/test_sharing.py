@@ -78,6 +78,18 @@ def test_an_abrupt_neighbour_is_seen_within_a_sixteenth_of_the_window_through_in
     assert estimate is not None and 85.0 <= estimate <= 150.0
 
 
+def test_a_steady_neighbours_wobble_is_not_taken_for_a_new_pace() -> None:
+    """A neighbour holding 100 of a key of 150 an hour; its count creeps up by 8 over four minutes (its pace
+    varies, a reading of ours lags). Fitted over those minutes that is 120 an hour, which would cut our share
+    from 33 to 13; the count is already near it, so it is a wobble, not a neighbour starting."""
+    estimator = ForeignSpend(3600.0)
+    for at in range(0, 3601, 30):
+        estimator.observe(float(at), 150, 150 - 100, 0)
+    for second in range(30, 241, 30):
+        estimator.observe(3600.0 + second, 150, 150 - (100 + second // 30), 0)
+    assert estimator.estimate(3840.0) == pytest.approx(102.4)
+
+
 def test_reading_noise_is_not_taken_for_a_rise_and_a_falling_count_is_followed() -> None:
     estimator = ForeignSpend(WINDOW)
     for second, jitter in zip(range(0, 61), itertools.cycle((0, 1, 2, 1)), strict=False):

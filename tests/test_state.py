@@ -264,7 +264,8 @@ def test_a_write_is_on_disk_beside_the_file_before_it_replaces_it(
     """What a power loss would show, which no test can cause: the new contents, all of them, are flushed to
     disk (fsync) in a temporary file in the state file's own directory (a rename across file systems is no
     rename), named as a start after a SIGKILL looks for it, while the state file still holds the previous
-    state; only then is the temporary renamed over it (os.replace: atomic, never a file half old, half new)."""
+    state; only then is the temporary renamed over it (os.replace: atomic, never a file half old, half new),
+    and the directory synced so that the rename survives too."""
     state = tmp_path / "state.json"
     assert save_state(str(state), "acme", saved_jobs(1))
     previous = state.read_bytes()
@@ -286,8 +287,9 @@ def test_a_write_is_on_disk_beside_the_file_before_it_replaces_it(
     monkeypatch.undo()
 
     written = state.read_bytes()
-    assert [event[0] for event in events] == ["fsync", "replace"]
-    (_, synced, synced_size, state_then), (_, source, target) = events
+    assert [event[0] for event in events] == ["fsync", "replace", "fsync"]
+    (_, synced, synced_size, state_then), (_, source, target), (_, directory, _, _) = events
+    assert directory == tmp_path  # and then the rename itself is put on disk
     assert synced.parent == tmp_path
     assert re.fullmatch(r"\.state\.json\.[^/]+\.tmp", synced.name)
     assert (synced_size, state_then) == (len(written), previous)  # all of it synced; the old file untouched
